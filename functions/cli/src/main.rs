@@ -1,0 +1,35 @@
+//! `fraudflow`: score JSON Lines transactions with the same code as the Lambda function.
+
+mod score;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "fraudflow",
+    version,
+    about = "Card-fraud scoring with a conditional normalizing flow"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score transactions (JSON Lines, optionally .gz) and write one answer or error per line.
+    Score(score::ScoreArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Score(args) => score::run(args).await,
+    }
+}

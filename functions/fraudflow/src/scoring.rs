@@ -1,0 +1,213 @@
+//! One scoring path for every entry point: validate, run the model within a deadline, fall back
+//! to the heuristic item by item, and answer every item in order.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+use crate::contract::{
+    Answer, FallbackReason, Outcome, Reason, Source, Transaction, echo_id, parse_transaction,
+};
+use crate::features::{FeatureRow, feature_row};
+use crate::heuristic::{self, HEURISTIC_VERSION};
+use crate::manifest::Manifest;
+use crate::model::{Predictions, Predictor};
+
+/// How many reasons an answer carries at most.
+pub const MAX_REASONS: usize = 3;
+
+/// A model ready to serve, with the manifest that describes it.
+pub struct LoadedModel {
+    pub predictor: Arc<dyn Predictor>,
+    pub manifest: Manifest,
+}
+
+/// Holds the model once it is loaded; answers with the heuristic until then.
+#[derive(Default)]
+pub struct Scorer {
+    model: OnceCell<Arc<LoadedModel>>,
+}
+
+impl Scorer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_model(model: LoadedModel) -> Self {
+        let scorer = Self::new();
+        scorer.install(model);
+        scorer
+    }
+
+    /// Install the model. The first one wins: a loaded model is never replaced mid-flight.
+    pub fn install(&self, model: LoadedModel) -> bool {
+        self.model.set(Arc::new(model)).is_ok()
+    }
+
+    pub fn model(&self) -> Option<&Arc<LoadedModel>> {
+        self.model.get()
+    }
+
+    /// Score raw JSON items; one outcome per item, in order.
+    pub async fn score_values(&self, items: &[Value], deadline: Instant) -> Vec<Outcome> {
+        let parsed: Vec<Result<Transaction, Outcome>> = items
+            .iter()
+            .map(|item| {
+                parse_transaction(item).map_err(|error| Outcome::Error {
+                    transaction_id: echo_id(item),
+                    error,
+                })
+            })
+            .collect();
+        let valid: Vec<&Transaction> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let mut answers = self.score_transactions(&valid, deadline).await.into_iter();
+        parsed
+            .into_iter()
+            .map(|p| match p {
+                Ok(_) => answers.next().map_or_else(
+                    // score_transactions answers every transaction it is given; this arm
+                    // exists so a bug shows up as an error item rather than a lost one.
+                    || Outcome::Error {
+                        transaction_id: Value::Null,
+                        error: crate::contract::ItemError {
+                            code: crate::contract::ErrorCode::InternalError,
+                            field: None,
+                            message: "internal error: no answer was produced".into(),
+                        },
+                    },
+                    Outcome::Answer,
+                ),
+                Err(error_item) => error_item,
+            })
+            .collect()
+    }
+
+    /// Score validated transactions; exactly one answer each, in order.
+    pub async fn score_transactions(&self, txs: &[&Transaction], deadline: Instant) -> Vec<Answer> {
+        if txs.is_empty() {
+            return Vec::new();
+        }
+        let Some(model) = self.model.get().cloned() else {
+            return fallback_all(txs, FallbackReason::ModelUnavailable);
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return fallback_all(txs, FallbackReason::Deadline);
+        }
+        let rows: Vec<FeatureRow> = txs.iter().map(|tx| feature_row(tx)).collect();
+        let predictor = Arc::clone(&model.predictor);
+        // ORT is synchronous; running it on the blocking pool lets the deadline fire while it runs.
+        let inference = tokio::task::spawn_blocking(move || predictor.predict(&rows));
+        match tokio::time::timeout(remaining, inference).await {
+            Err(_elapsed) => {
+                tracing::warn!(
+                    items = txs.len(),
+                    budget_ms = remaining.as_millis() as u64,
+                    "model missed the deadline; heuristic answers"
+                );
+                fallback_all(txs, FallbackReason::Deadline)
+            }
+            Ok(Err(join_error)) => {
+                tracing::error!(error = %join_error, "model inference panicked; heuristic answers");
+                fallback_all(txs, FallbackReason::ModelError)
+            }
+            Ok(Ok(Err(model_error))) => {
+                tracing::error!(error = %model_error, "model inference failed; heuristic answers");
+                fallback_all(txs, FallbackReason::ModelError)
+            }
+            Ok(Ok(Ok(predictions))) => txs
+                .iter()
+                .enumerate()
+                .map(|(row, tx)| model_answer(tx, row, &predictions, &model.manifest))
+                .collect(),
+        }
+    }
+}
+
+fn model_answer(
+    tx: &Transaction,
+    row: usize,
+    predictions: &Predictions,
+    manifest: &Manifest,
+) -> Answer {
+    let probability = f64::from(predictions.fraud_probability[row]);
+    let log_likelihood = f64::from(predictions.log_likelihood[row]);
+    let finite =
+        probability.is_finite() && (0.0..=1.0).contains(&probability) && log_likelihood.is_finite();
+    if !finite {
+        tracing::warn!(row, "model output not finite; heuristic answers this item");
+        return heuristic_answer(tx, FallbackReason::NonFiniteOutput);
+    }
+    let thresholds = manifest.risk_thresholds;
+    Answer {
+        transaction_id: tx.transaction_id.clone(),
+        fraud_probability: probability,
+        risk_level: heuristic::risk_level(probability, thresholds.elevated, thresholds.high),
+        log_likelihood: Some(log_likelihood),
+        source: Source::Model,
+        fallback_reason: None,
+        model_version: manifest.model_version.clone(),
+        reasons: top_reasons(predictions.terms(row), &manifest.reasons.terms),
+    }
+}
+
+/// The largest positive logit terms, merged by feature name, most important first.
+fn top_reasons(terms: &[f32], names: &[String]) -> Vec<Reason> {
+    let mut merged: Vec<Reason> = Vec::with_capacity(names.len());
+    for (value, name) in terms.iter().zip(names) {
+        let value = f64::from(*value);
+        if !value.is_finite() {
+            continue;
+        }
+        match merged.iter_mut().find(|r| &r.feature == name) {
+            Some(reason) => reason.contribution += value,
+            None => merged.push(Reason {
+                feature: name.clone(),
+                contribution: value,
+            }),
+        }
+    }
+    merged.retain(|r| r.contribution > 0.0);
+    merged.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
+    merged.truncate(MAX_REASONS);
+    merged
+}
+
+pub fn heuristic_answer(tx: &Transaction, reason: FallbackReason) -> Answer {
+    let score = heuristic::score(tx);
+    Answer {
+        transaction_id: tx.transaction_id.clone(),
+        fraud_probability: score.fraud_probability,
+        risk_level: score.risk_level,
+        log_likelihood: None,
+        source: Source::Heuristic,
+        fallback_reason: Some(reason),
+        model_version: HEURISTIC_VERSION.to_owned(),
+        reasons: score.reasons.into_iter().take(MAX_REASONS).collect(),
+    }
+}
+
+fn fallback_all(txs: &[&Transaction], reason: FallbackReason) -> Vec<Answer> {
+    txs.iter().map(|tx| heuristic_answer(tx, reason)).collect()
+}
+
+/// The moment a request must be answered by: the smaller of the configured budget and the
+/// Lambda deadline minus a safety margin (time to serialise and send the answer).
+pub fn request_deadline(
+    started: Instant,
+    budget: Duration,
+    lambda_deadline: Option<SystemTime>,
+    margin: Duration,
+) -> Instant {
+    let by_budget = started + budget;
+    let Some(lambda_deadline) = lambda_deadline else {
+        return by_budget;
+    };
+    let left = lambda_deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+        .saturating_sub(margin);
+    by_budget.min(Instant::now() + left)
+}
