@@ -34,6 +34,11 @@ impl Service {
             Ok(ArtifactLocation::S3 { .. }) => ArtifactStore::s3_from_env(config.init_budget).await,
             _ => ArtifactStore::local_only(),
         };
+        Self::start_with_store(config, store).await
+    }
+
+    /// As [`Service::start`], with a store built by the caller (tests point it at a local S3).
+    pub async fn start_with_store(config: Config, store: ArtifactStore) -> (Self, LoadReport) {
         let service = Self {
             config,
             store,
