@@ -1,0 +1,198 @@
+"""The ``model-export`` command: features, train, eval, transactions, raw-sample."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from model_export.data import DataError, load_transactions, repo_root, resolve_data_path
+from model_export.evaluate import SplitDates, known_compromised
+from model_export.features import FEATURE_NAMES, features_for_file
+
+__all__ = ["build_parser", "main"]
+
+
+def _add_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="raw transactions Parquet file (default: $FRAUDFLOW_DATA or "
+        "../shared/data/handbook-sim/transactions.parquet next to the repository)",
+    )
+
+
+def _add_dates(parser: argparse.ArgumentParser) -> None:
+    defaults = SplitDates()
+    parser.add_argument("--train-start", default=defaults.train_start)
+    parser.add_argument("--train-end", default=defaults.train_end)
+    parser.add_argument("--delay-days", type=int, default=defaults.delay_days)
+    parser.add_argument("--test-start", default=defaults.test_start)
+    parser.add_argument("--test-end", default=defaults.test_end)
+
+
+def _dates(args: argparse.Namespace) -> SplitDates:
+    return SplitDates(args.train_start, args.train_end, args.delay_days, args.test_start, args.test_end)
+
+
+def _print_json(document: Any) -> None:
+    print(json.dumps(document, indent=2, default=str))
+
+
+def _metrics_line(label: str, metrics: dict[str, Any]) -> str:
+    parts = [f"{label:<22}"]
+    for key, name in (("roc_auc", "AUC"), ("average_precision", "AP"), ("card_precision_at_100", "CP@100")):
+        if key in metrics and metrics[key] is not None:
+            parts.append(f"{name} {metrics[key]:.4f}")
+    return "  ".join(parts)
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    features, digest = features_for_file(resolve_data_path(args.data), progress=lambda m: print(m, file=sys.stderr))
+    print(f"rows {len(features)}  frauds {int(features['TX_FRAUD'].sum())}  sha256 {digest}")
+    print(f"customers {features['CUSTOMER_ID'].nunique()}  terminals {features['TERMINAL_ID'].nunique()}")
+    print(f"from {features['TX_DATETIME'].min()} to {features['TX_DATETIME'].max()}")
+    print(features[list(FEATURE_NAMES)].describe().T[["mean", "std", "min", "max"]].to_string())
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from model_export.pipeline import train_and_export
+    from model_export.train import default_config_path, load_config
+
+    config = load_config(args.config or default_config_path())
+    if args.steps is not None:
+        config.steps = args.steps
+    manifest = train_and_export(
+        args.data, config, args.out, _dates(args), seed=args.seed, device=args.device, progress=not args.quiet
+    )
+    metrics = manifest["metrics"]
+    print(f"model {manifest['model_version']} -> {args.out} ({manifest['model']['size_bytes']} bytes)")
+    print(_metrics_line("test (probability)", metrics["test"]))
+    print(_metrics_line("test (-log_likelihood)", metrics["anomaly_score_test"]))
+    for name, values in metrics.get("baselines_same_split", {}).items():
+        print(_metrics_line(f"baseline {name}", values))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from model_export.pipeline import evaluate_artifact
+
+    report = evaluate_artifact(args.data, args.model, progress=not args.quiet)
+    if args.json:
+        _print_json(report)
+        return 0
+    test = report["test"]
+    print(
+        f"model {report['model_version']}  test {report['dates']['test_start']}..{report['dates']['test_end']}"
+        f"  n {test['n']}  frauds {test['n_fraud']}  (onnxruntime {report['onnxruntime_seconds']} s)"
+    )
+    print(_metrics_line("fraud_probability", test))
+    print(_metrics_line("-log_likelihood", report["anomaly_score_test"]))
+    return 0
+
+
+def cmd_transactions(args: argparse.Namespace) -> int:
+    from model_export.samples import transaction_records, write_jsonl
+
+    features, _ = features_for_file(resolve_data_path(args.data), progress=lambda m: print(m, file=sys.stderr))
+    days = features["TX_DATETIME"].dt.normalize()
+    rows = features[(days >= pd.Timestamp(args.start)) & (days <= pd.Timestamp(args.end))]
+    known = known_compromised(rows, _dates(args), labels=features)
+    records = tqdm(transaction_records(rows, known), total=len(rows), desc="transactions", disable=args.quiet)
+    count = write_jsonl(records, args.out)
+    size = Path(args.out).stat().st_size
+    print(
+        f"wrote {count} transactions ({int(rows['TX_FRAUD'].sum())} frauds, {int(known.sum())} known "
+        f"compromised) to {args.out} ({size} bytes)"
+    )
+    return 0
+
+
+def cmd_raw_sample(args: argparse.Namespace) -> int:
+    from model_export.samples import raw_sample
+
+    frame = load_transactions(resolve_data_path(args.data))
+    sample = raw_sample(frame, args.customers, args.start, args.end, args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sample.to_parquet(out, compression="zstd", index=False)
+    print(
+        f"wrote {len(sample)} rows of {sample['CUSTOMER_ID'].nunique()} customers "
+        f"({int(sample['TX_FRAUD'].sum())} frauds) to {out} ({out.stat().st_size} bytes)"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="model-export", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    features = commands.add_parser("features", help="compute (and cache) the 15 features; print counts")
+    _add_data(features)
+    features.set_defaults(run=cmd_features)
+
+    train = commands.add_parser("train", help="train, calibrate and export model.onnx, manifest, golden")
+    _add_data(train)
+    train.add_argument("--config", default=None, help="TOML config (default: model-export/configs/default.toml)")
+    train.add_argument("--out", default=str(repo_root() / "models" / "default"))
+    _add_dates(train)
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    train.add_argument("--steps", type=int, default=None, help="override the config's step count")
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="score the test period with onnxruntime; print metrics")
+    _add_data(evaluate)
+    evaluate.add_argument("--model", default=str(repo_root() / "models" / "default"))
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.set_defaults(run=cmd_eval)
+
+    transactions = commands.add_parser("transactions", help="write contract transactions as JSON Lines")
+    _add_data(transactions)
+    transactions.add_argument("--start", required=True, help="first day (inclusive)")
+    transactions.add_argument("--end", required=True, help="last day (inclusive)")
+    transactions.add_argument("--out", required=True, help="output file; gzip when it ends in .gz")
+    _add_dates(transactions)
+    transactions.add_argument("--quiet", action="store_true")
+    transactions.set_defaults(run=cmd_transactions)
+
+    sample = commands.add_parser("raw-sample", help="write a small real raw sample (Parquet, zstd)")
+    _add_data(sample)
+    sample.add_argument("--out", default=str(repo_root() / "samples" / "raw-sample.parquet"))
+    sample.add_argument("--customers", type=int, default=300)
+    sample.add_argument("--start", default="2018-06-20")
+    sample.add_argument("--end", default="2018-08-14")
+    sample.add_argument("--seed", type=int, default=42)
+    sample.set_defaults(run=cmd_raw_sample)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``model-export`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except DataError as error:
+        print(f"model-export: error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        from model_export.export import ParityError
+        from model_export.pipeline import ArtifactError
+
+        if isinstance(error, ParityError | ArtifactError):
+            print(f"model-export: error: {type(error).__name__}: {error}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

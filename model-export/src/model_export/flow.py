@@ -1,0 +1,208 @@
+"""The scoring model: preprocessing, a conditional spline flow and a linear fraud head.
+
+Everything from the 15 raw features to the four outputs is one :class:`torch.nn.Module`, so the
+exported ONNX graph carries the preprocessing and serving cannot drift from training.
+
+Model space. From the raw vector the preprocessing builds
+
+* ``x`` (1 variable): ``log1p(amount)``, standardised with training statistics;
+* ``c`` (14 context variables): weekend, night, and for each customer window the count and the
+  mean amount of the customer's *other* payments in the window (``n - 1`` and
+  ``(n * avg - amount) / (n - 1)``, 0 when there are none), ``log1p``; the terminal counts
+  (``log1p``) and risks; all standardised;
+* ``r`` (3 variables): ``log1p(amount) - log1p(other-payments mean)`` per customer window (0 when
+  the window has no other payment), standardised.
+
+The flow models ``p(x | c)`` for legitimate payments (a conditional neural spline flow, zuko's
+``NSF``). ``x`` is one-dimensional on purpose: the customer windows include the current payment, so
+with ``nb_tx_1d = 1`` the day's mean *is* the amount; any variable derived from the amount and a
+window mean would be a deterministic function of ``x`` and ``c`` and have no density. Using the
+other payments' means in ``c`` keeps ``x | c`` a proper continuous variable.
+
+The head is linear on ``h = [x, z, c, r, ll]`` (``z`` the flow latent, ``ll`` the clamped
+log-likelihood) and gives the fraud logit; Platt scaling gives the probability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import zuko
+from torch import Tensor, nn
+
+from model_export.features import CUSTOMER_WINDOWS, FEATURE_NAMES, TERMINAL_WINDOWS
+
+__all__ = [
+    "CONTEXT_TERMS",
+    "HEAD_TERMS",
+    "LL_CLAMP",
+    "STD_CLAMP",
+    "FlowConfig",
+    "FraudFlow",
+    "Preprocess",
+]
+
+_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+#: Context variables, named after the event feature each comes from.
+CONTEXT_TERMS: tuple[str, ...] = (
+    "timestamp.weekend",
+    "timestamp.night",
+    *(f"customer.nb_tx_{w}d" for w in CUSTOMER_WINDOWS),
+    *(f"customer.avg_amount_{w}d" for w in CUSTOMER_WINDOWS),
+    *(f"terminal.nb_tx_{w}d" for w in TERMINAL_WINDOWS),
+    *(f"terminal.risk_{w}d" for w in TERMINAL_WINDOWS),
+)
+RATIO_TERMS: tuple[str, ...] = tuple(f"amount_vs_customer_{w}d" for w in CUSTOMER_WINDOWS)
+#: Head inputs, in order; ``logit_terms`` has one column per name.
+HEAD_TERMS: tuple[str, ...] = ("amount", "amount_latent", *CONTEXT_TERMS, *RATIO_TERMS, "log_likelihood")
+
+#: Standardised variables are clamped to this range (keeps extreme inputs finite).
+STD_CLAMP = 10.0
+#: The log-likelihood enters the head clamped to this range.
+LL_CLAMP = (-50.0, 10.0)
+
+
+@dataclass
+class FlowConfig:
+    """Architecture of the conditional flow."""
+
+    transforms: int = 3
+    hidden_features: tuple[int, ...] = field(default_factory=lambda: (32, 32))
+    bins: int = 8
+
+
+class Preprocess(nn.Module):
+    """Raw 15-feature vector -> standardised ``x`` [N, 1], ``c`` [N, 14], ``r`` [N, 3]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("x_mean", torch.zeros(1))
+        self.register_buffer("x_std", torch.ones(1))
+        self.register_buffer("c_mean", torch.zeros(len(CONTEXT_TERMS)))
+        self.register_buffer("c_std", torch.ones(len(CONTEXT_TERMS)))
+        self.register_buffer("r_mean", torch.zeros(len(RATIO_TERMS)))
+        self.register_buffer("r_std", torch.ones(len(RATIO_TERMS)))
+
+    @staticmethod
+    def raw(features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Unstandardised ``x``, ``c``, ``r``; raw inputs are first clamped to their valid ranges."""
+
+        def col(name: str) -> Tensor:
+            return features[:, _INDEX[name]]
+
+        amount = col("amount").clamp(min=0.0)
+        log_amount = torch.log1p(amount)
+        counts, means, ratios = [], [], []
+        for w in CUSTOMER_WINDOWS:
+            n = col(f"customer.nb_tx_{w}d").clamp(min=0.0)
+            avg = col(f"customer.avg_amount_{w}d").clamp(min=0.0)
+            others = (n - 1.0).clamp(min=0.0)
+            has_others = others > 0.5
+            other_sum = (n * avg - amount).clamp(min=0.0)
+            other_mean = torch.where(has_others, other_sum / others.clamp(min=1.0), torch.zeros_like(avg))
+            log_mean = torch.log1p(other_mean)
+            counts.append(torch.log1p(others))
+            means.append(log_mean)
+            ratios.append(torch.where(has_others, log_amount - log_mean, torch.zeros_like(avg)))
+        terminal_counts = [torch.log1p(col(f"terminal.nb_tx_{w}d").clamp(min=0.0)) for w in TERMINAL_WINDOWS]
+        risks = [col(f"terminal.risk_{w}d").clamp(0.0, 1.0) for w in TERMINAL_WINDOWS]
+        flags = [col("weekend").clamp(0.0, 1.0), col("night").clamp(0.0, 1.0)]
+        x = log_amount.unsqueeze(-1)
+        c = torch.stack(flags + counts + means + terminal_counts + risks, dim=-1)
+        r = torch.stack(ratios, dim=-1)
+        return x, c, r
+
+    @torch.no_grad()
+    def fit(self, features: Tensor) -> None:
+        """Set the standardisation statistics from (training) rows."""
+        for name, values in zip(("x", "c", "r"), self.raw(features), strict=True):
+            mean = values.double().mean(0)
+            std = values.double().std(0)
+            std = torch.where(std > 1e-6, std, torch.ones_like(std))
+            getattr(self, f"{name}_mean").copy_(mean.float())
+            getattr(self, f"{name}_std").copy_(std.float())
+
+    def forward(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        x, c, r = self.raw(features)
+        x = ((x - self.x_mean) / self.x_std).clamp(-STD_CLAMP, STD_CLAMP)
+        c = ((c - self.c_mean) / self.c_std).clamp(-STD_CLAMP, STD_CLAMP)
+        r = ((r - self.r_mean) / self.r_std).clamp(-STD_CLAMP, STD_CLAMP)
+        return x, c, r
+
+
+class FraudFlow(nn.Module):
+    """Preprocessing + conditional NSF ``p(x | c, legitimate)`` + linear head + Platt scaling.
+
+    ``forward`` is the exported graph: raw features [N, 15] -> (``fraud_probability`` [N],
+    ``log_likelihood`` [N], ``fraud_logit`` [N], ``logit_terms`` [N, T]).
+    """
+
+    def __init__(self, config: FlowConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or FlowConfig()
+        self.preprocess = Preprocess()
+        self.flow = zuko.flows.NSF(
+            features=1,
+            context=len(CONTEXT_TERMS),
+            transforms=self.config.transforms,
+            hidden_features=tuple(self.config.hidden_features),
+            bins=self.config.bins,
+        )
+        self.head = nn.Linear(len(HEAD_TERMS), 1)
+        self.register_buffer("term_mean", torch.zeros(len(HEAD_TERMS)))
+        self.register_buffer("calibration", torch.tensor([1.0, 0.0]))
+
+    def latent(self, x: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        """Flow latent ``z`` [N, 1] and exact ``log p(x | c)`` [N] in model space."""
+        dist = self.flow(c)
+        z, ladj = dist.transform.call_and_ladj(x)
+        return z, dist.base.log_prob(z) + ladj
+
+    def encode(
+        self, features: Tensor, detach_flow: bool = False, context_noise: float = 0.0
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Head inputs ``h`` [N, T], log-likelihood [N] and logit [N].
+
+        Training only: ``detach_flow`` stops the head's gradient at the flow outputs, so the flow
+        is fitted by its likelihood alone; ``context_noise`` jitters the flow's (standardised)
+        context with Gaussian noise of that scale, a regulariser against memorising contexts.
+        """
+        x, c, r = self.preprocess(features)
+        flow_context = c + context_noise * torch.randn_like(c) if context_noise > 0 else c
+        z, ll = self.latent(x, flow_context)
+        ll_in = ll.clamp(*LL_CLAMP).unsqueeze(-1)
+        if detach_flow:
+            z, ll_in = z.detach(), ll_in.detach()
+        h = torch.cat([x, z, c, r, ll_in], dim=-1)
+        logit = self.head(h).squeeze(-1)
+        return h, ll, logit
+
+    def forward(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        # The exported model is float64 inside (float32 in and out): the spline's log-derivative
+        # amplifies rounding, and float64 keeps PyTorch, onnxruntime and the Rust side in step.
+        h, ll, logit = self.encode(features.to(self.calibration.dtype))
+        terms = (h - self.term_mean) * self.head.weight[0]
+        probability = torch.sigmoid(self.calibration[0] * logit + self.calibration[1])
+        return probability.float(), ll.float(), logit.float(), terms.float()
+
+    def terms_bias(self) -> float:
+        """The constant with ``logit = sum(logit_terms) + bias``."""
+        weight = self.head.weight[0].detach().double()
+        return float(self.head.bias.detach().double()[0] + (weight * self.term_mean.double()).sum())
+
+    @torch.no_grad()
+    def score(self, features: np.ndarray, batch_size: int = 65536) -> dict[str, np.ndarray]:
+        """Run the exported computation in PyTorch on a float32 matrix (CPU or model's device)."""
+        device = next(self.parameters()).device
+        outputs: list[tuple[Tensor, ...]] = []
+        for start in range(0, len(features), batch_size):
+            chunk = torch.as_tensor(features[start : start + batch_size], dtype=torch.float32, device=device)
+            outputs.append(tuple(t.cpu() for t in self(chunk)))
+        names = ("fraud_probability", "log_likelihood", "fraud_logit", "logit_terms")
+        return {
+            name: torch.cat([o[i] for o in outputs]).numpy() if outputs else np.zeros(0, np.float32)
+            for i, name in enumerate(names)
+        }

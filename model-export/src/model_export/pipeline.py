@@ -1,0 +1,322 @@
+"""The end-to-end steps behind the CLI: train + calibrate + export, evaluate an artifact."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from model_export import calibrate
+from model_export.data import resolve_data_path
+from model_export.evaluate import SplitDates, classification_metrics, make_split
+from model_export.export import (
+    FORMAT_VERSION,
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    check_parity,
+    export_onnx,
+    extreme_transactions,
+    golden_document,
+    model_identity,
+    onnx_score,
+    records_matrix,
+    write_json,
+)
+from model_export.features import FEATURES, feature_matrix, features_for_file
+from model_export.flow import HEAD_TERMS, LL_CLAMP, STD_CLAMP
+from model_export.samples import transaction_records
+from model_export.train import TrainConfig, fit_model, split_fit_validation
+
+__all__ = ["PREPROCESSING", "ArtifactError", "evaluate_artifact", "load_manifest", "train_and_export"]
+
+PREPROCESSING = (
+    "All inside the ONNX graph, float32. Raw inputs are first clamped to their valid ranges "
+    "(amount, counts, averages >= 0; weekend, night, risks in [0, 1]). "
+    "x = log1p(amount). For each customer window w in 1, 7, 30 days the current payment is taken "
+    "out: others_w = max(nb_tx_w - 1, 0), other_mean_w = max(nb_tx_w * avg_amount_w - amount, 0) "
+    "/ others_w when others_w > 0 else 0. Context c (14) = [weekend, night, log1p(others_1d, _7d, "
+    "_30d), log1p(other_mean_1d, _7d, _30d), log1p(terminal nb_tx_1d, _7d, _30d), terminal "
+    "risk_1d, _7d, _30d]. Ratios r (3) = log1p(amount) - log1p(other_mean_w), 0 when others_w = 0. "
+    f"x, c and r are standardised with fit-set means and standard deviations and clamped to "
+    f"[-{STD_CLAMP:g}, {STD_CLAMP:g}]. The flow (conditional NSF) maps x to the latent z given c; "
+    "log_likelihood = log N(z; 0, 1) + log|dz/dx| is the exact log-density of the standardised, "
+    "clamped x given c under the model of legitimate payments (model space: it excludes the "
+    "Jacobian of log1p and of the standardisation). The head is linear on h = [x, z, c, r, "
+    f"clamp(log_likelihood, {LL_CLAMP[0]:g}, {LL_CLAMP[1]:g})]; fraud_probability = sigmoid(a * "
+    "fraud_logit + b) (Platt). logit_terms[i] = w_i * (h_i - mean_i over the fit set), so "
+    "fraud_logit = sum(logit_terms) + reasons.bias."
+)
+
+
+class ArtifactError(RuntimeError):
+    """An artifact folder is incomplete or does not match its manifest."""
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _baselines(
+    train: pd.DataFrame, tests: dict[str, tuple[pd.DataFrame, bool]]
+) -> dict[str, dict[str, dict[str, float | int]]]:
+    """Handbook baselines trained on the same rows (15 features, standardised), scored on each
+    named test set (rows, CP@100 removes detected cards)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    X = feature_matrix(train).astype(np.float64)
+    y = train["TX_FRAUD"].to_numpy()
+    scaler = StandardScaler().fit(X)
+    models: dict[str, Any] = {"logistic_regression": LogisticRegression(max_iter=2000)}
+    try:
+        import xgboost
+
+        models["xgboost"] = xgboost.XGBClassifier(n_estimators=100, max_depth=6, random_state=0, n_jobs=2)
+    except ImportError:  # optional
+        pass
+    out: dict[str, dict[str, dict[str, float | int]]] = {name: {} for name in tests}
+    for model_name, model in models.items():
+        model.fit(scaler.transform(X), y)
+        for test_name, (test, remove_detected) in tests.items():
+            scores = model.predict_proba(scaler.transform(feature_matrix(test).astype(np.float64)))[:, 1]
+            out[test_name][model_name] = classification_metrics(test, scores, remove_detected=remove_detected)
+    return out
+
+
+def _pick_golden(
+    test: pd.DataFrame, probabilities: np.ndarray, thresholds: dict[str, float], config: TrainConfig, seed: int
+) -> pd.DataFrame:
+    """Seeded frauds and legitimate rows of the test set, away from the risk thresholds."""
+    rng = np.random.default_rng(seed)
+    margin = np.minimum(np.abs(probabilities - thresholds["elevated"]), np.abs(probabilities - thresholds["high"]))
+    clear = margin > 1e-3
+    labels = test["TX_FRAUD"].to_numpy()
+    picks = []
+    for label, count in ((1, config.golden_fraud), (0, config.golden_legit)):
+        pool = np.flatnonzero(clear & (labels == label))
+        picks.append(rng.choice(pool, size=min(count, len(pool)), replace=False))
+    chosen = np.sort(np.concatenate(picks))
+    return test.iloc[chosen]
+
+
+def train_and_export(
+    data: str | os.PathLike[str] | None,
+    config: TrainConfig,
+    out: str | os.PathLike[str],
+    dates: SplitDates = SplitDates(),
+    seed: int = 42,
+    device: str = "auto",
+    progress: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    baselines: bool = True,
+    keep_state: bool = True,
+) -> dict[str, Any]:
+    """Train, calibrate, export ``model.onnx``, ``manifest.json`` and ``golden.json`` into ``out``.
+
+    Returns the manifest. Raises :class:`model_export.export.ParityError` when onnxruntime does
+    not reproduce PyTorch.
+    """
+    torch.set_num_threads(max(1, int(os.environ.get("MODEL_EXPORT_THREADS", "1"))))
+    data_path = resolve_data_path(data)
+    say = _say if progress else (lambda _m: None)
+    features, digest = features_for_file(data_path, cache_dir, progress=say)
+    split = make_split(features, dates)
+    train, test = split.train, split.test
+    if len(train) == 0 or train["TX_FRAUD"].sum() == 0:
+        raise ValueError(f"the training period {dates.train_start}..{dates.train_end} has no rows or no frauds")
+    y = train["TX_FRAUD"].to_numpy()
+    X = feature_matrix(train)
+    fit, validation = split_fit_validation(y, config.validation_fraction, seed)
+    say(f"train: {len(fit)} fit rows, {len(validation)} validation rows, {int(y.sum())} frauds")
+    result = fit_model(X[fit], y[fit], X[validation], y[validation], config, seed, device, progress)
+    model = result.model.double()  # exported and scored in float64 (see FraudFlow.forward)
+    say(f"train: best step {result.best_step} of {result.steps_run}, {result.seconds:.0f} s")
+
+    with torch.no_grad():
+        h, _, _ = model.encode(torch.as_tensor(X[fit]).double())
+        model.term_mean.copy_(h.double().mean(0))
+    val_scores = model.score(X[validation])
+    a, b = calibrate.fit_platt(val_scores["fraud_logit"], y[validation])
+    model.calibration.copy_(torch.tensor([a, b]))
+    val_scores = model.score(X[validation])
+    thresholds = calibrate.risk_thresholds(
+        val_scores["fraud_probability"], y[validation], config.elevated_alert_rate, config.high_alert_rate
+    )
+    ll_ref = calibrate.ll_reference(val_scores["log_likelihood"][y[validation] == 0])
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_path = export_onnx(model, out / "model.onnx")
+    X_test = feature_matrix(test)
+    extremes = extreme_transactions()
+    parity_rows = np.concatenate([X_test, X[validation], records_matrix(extremes)])
+    parity = check_parity(model, onnx_path, parity_rows)
+    say(f"export: parity ok on {len(parity_rows)} rows ({parity})")
+
+    scored = onnx_score(onnx_path, X_test)
+    metrics: dict[str, Any] = {
+        "test": classification_metrics(test, scored["fraud_probability"]),
+        "anomaly_score_test": {
+            k: v
+            for k, v in classification_metrics(test, -scored["log_likelihood"]).items()
+            if k in ("roc_auc", "average_precision", "card_precision_at_100")
+        },
+        "protocol": "handbook: known-compromised cards (fraud in [train_start, day - delay - 1]) removed; "
+        "CP@100 removes cards detected on earlier days",
+    }
+    notes_test = make_split(features, dates, known_lag_days=dates.delay_days).test
+    if len(notes_test):
+        notes_scores = onnx_score(onnx_path, feature_matrix(notes_test))
+        metrics["test_model_notes_protocol"] = classification_metrics(
+            notes_test, notes_scores["fraud_probability"], remove_detected=False
+        )
+        metrics["test_model_notes_protocol"]["protocol"] = (
+            "MODEL-NOTES.md: fraud up to day - delay known; CP@100 without removing detected cards"
+        )
+    metrics["validation"] = classification_metrics(train.iloc[validation], val_scores["fraud_probability"])
+    if baselines and len(test) and test["TX_FRAUD"].nunique() == 2:
+        tests = {"handbook": (test, True), "model_notes": (notes_test, False)}
+        both = _baselines(train, tests)
+        metrics["baselines_same_split"] = both["handbook"]
+        metrics["baselines_model_notes_protocol"] = both["model_notes"]
+
+    identity = model_identity(onnx_path)
+    golden_rows = _pick_golden(test, scored["fraud_probability"], thresholds, config, seed)
+    records = list(transaction_records(golden_rows))
+    labels: list[int | None] = [int(v) for v in golden_rows["TX_FRAUD"]]
+    records += extremes
+    labels += [None] * len(extremes)
+    golden = golden_document(model, identity["model_version"], records, labels, thresholds)
+    write_json(golden, out / "golden.json")
+
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "model_version": identity["model_version"],
+        "created_at": identity["created_at"],
+        "model": identity["model"],
+        "training_data": {
+            "source": data_path.name,
+            "sha256": digest,
+            "train_start": dates.train_start,
+            "train_end": dates.train_end,
+            "delay_days": dates.delay_days,
+            "test_start": dates.test_start,
+            "test_end": dates.test_end,
+            "n_train": len(train),
+            "n_train_fraud": int(y.sum()),
+            "n_validation": len(validation),
+            "n_fit": len(fit),
+            "n_validation_fraud": int(y[validation].sum()),
+            "validation_split": f"stratified random {config.validation_fraction:g} of the training week, seed {seed}",
+        },
+        "inputs": {
+            "name": INPUT_NAME,
+            "dtype": "float32",
+            "shape": ["N", len(FEATURES)],
+            "features": [{"name": name, "path": path} for name, path in FEATURES],
+        },
+        "outputs": {name: name for name in OUTPUT_NAMES},
+        "output_shapes": {
+            "fraud_probability": ["N"],
+            "log_likelihood": ["N"],
+            "fraud_logit": ["N"],
+            "logit_terms": ["N", len(HEAD_TERMS)],
+        },
+        "reasons": {
+            "terms": list(HEAD_TERMS),
+            "bias": model.terms_bias(),
+            "weights": [float(w) for w in model.head.weight[0].detach()],
+            "note": "logit_terms[:, i] = weights[i] * (h_i - mean_i); fraud_logit = sum + bias",
+        },
+        "preprocessing": PREPROCESSING,
+        "architecture": {
+            "kind": "hybrid conditional normalizing flow (Nalisnick et al. 2019) with a linear head",
+            "flow": "zuko NSF (masked autoregressive rational-quadratic splines)",
+            "flow_features": 1,
+            "flow_variables": ["log1p(amount), standardised"],
+            "context_features": len(HEAD_TERMS) - 6,
+            "context_variables": list(HEAD_TERMS[2:-4]),
+            "transforms": config.flow.transforms,
+            "hidden_features": list(config.flow.hidden_features),
+            "bins": config.flow.bins,
+            "head_inputs": list(HEAD_TERMS),
+            "loss": f"BCE(head) + {config.nll_weight:g} * NLL(flow, legitimate rows) / 1",
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "training": {**result.summary(), "seed": seed, "device": device},
+            "opset": 18,
+        },
+        "class_prior": float(y.mean()),
+        "calibration": {"method": "platt", "a": a, "b": b, "fitted_on": "validation"},
+        "risk_thresholds": {
+            **thresholds,
+            "rule": f"risk_level = high if fraud_probability >= high, elevated if >= elevated, "
+            f"else low; thresholds are the validation quantiles giving alert rates "
+            f"{config.high_alert_rate:g} (high) and {config.elevated_alert_rate:g} (elevated)",
+        },
+        "log_likelihood_reference": {**ll_ref, "computed_on": "validation legitimate"},
+        "metrics": metrics,
+        "export_parity": parity,
+    }
+    write_json(manifest, out / "manifest.json")
+    if keep_state:
+        # The PyTorch weights, to regenerate golden cases from the same model (git-ignored).
+        state_dir = Path(__file__).resolve().parents[2] / "runs" / manifest["model_version"]
+        state_dir.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": model.state_dict(), "config": asdict(config)}, state_dir / "model.pt")
+        write_json(manifest, state_dir / "manifest.json")
+    return manifest
+
+
+def load_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read ``manifest.json`` and check the model file's hash and format version."""
+    folder = Path(folder)
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise ArtifactError(f"no manifest.json in {folder}")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"format_version {manifest.get('format_version')} != {FORMAT_VERSION}")
+    from model_export.data import file_sha256
+
+    model_file = folder / manifest["model"]["file"]
+    if not model_file.is_file():
+        raise ArtifactError(f"missing {model_file}")
+    digest = file_sha256(model_file)
+    if digest != manifest["model"]["sha256"]:
+        raise ArtifactError(f"{model_file} sha256 {digest} != manifest {manifest['model']['sha256']}")
+    return manifest
+
+
+def evaluate_artifact(
+    data: str | os.PathLike[str] | None,
+    folder: str | os.PathLike[str],
+    progress: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Score the artifact's test period through onnxruntime; metrics of probability and -LL."""
+    manifest = load_manifest(folder)
+    info = manifest["training_data"]
+    dates = SplitDates(info["train_start"], info["train_end"], info["delay_days"], info["test_start"], info["test_end"])
+    say = _say if progress else (lambda _m: None)
+    features, _ = features_for_file(resolve_data_path(data), cache_dir, progress=say)
+    test = make_split(features, dates).test
+    started = time.perf_counter()
+    scored = onnx_score(Path(folder) / manifest["model"]["file"], feature_matrix(test))
+    seconds = time.perf_counter() - started
+    model = classification_metrics(test, scored["fraud_probability"])
+    anomaly = classification_metrics(test, -scored["log_likelihood"])
+    return {
+        "model_version": manifest["model_version"],
+        "dates": asdict(dates),
+        "test": model,
+        "anomaly_score_test": {k: anomaly[k] for k in ("roc_auc", "average_precision", "card_precision_at_100")},
+        "onnxruntime_seconds": round(seconds, 3),
+    }

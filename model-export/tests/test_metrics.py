@@ -1,0 +1,93 @@
+"""Metric and split functions on small hand-made cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_frame
+from model_export.calibrate import fit_platt, risk_level, risk_thresholds
+from model_export.evaluate import SplitDates, card_precision_at_k, classification_metrics, known_compromised, make_split
+
+# (day, card, label, score)
+CP_ROWS = [
+    (1, "A", 1, 0.9),
+    (1, "B", 0, 0.8),
+    (1, "C", 1, 0.1),
+    (2, "A", 1, 0.95),  # detected on day 1: removed on day 2 when removing detected cards
+    (2, "C", 1, 0.6),
+    (2, "D", 0, 0.5),
+    (2, "B", 0, 0.1),
+]
+
+
+@pytest.mark.parametrize(("remove_detected", "expected"), [(True, (0.5 + 0.5) / 2), (False, (0.5 + 1.0) / 2)])
+def test_card_precision_at_k(remove_detected: bool, expected: float) -> None:
+    day, card, label, score = zip(*CP_ROWS, strict=True)
+    assert card_precision_at_k(day, card, label, score, k=2, remove_detected=remove_detected) == pytest.approx(expected)
+
+
+def test_card_score_is_max_and_card_label_is_any_fraud() -> None:
+    # card X: a fraud with a low score and a legit payment with the top score -> compromised, ranked first
+    days = [1, 1, 1, 1]
+    cards = ["X", "X", "Y", "Z"]
+    labels = [1, 0, 0, 1]
+    scores = [0.1, 0.99, 0.5, 0.3]
+    assert card_precision_at_k(days, cards, labels, scores, k=1) == 1.0
+    # k larger than the number of cards still divides by k (handbook)
+    assert card_precision_at_k(days, cards, labels, scores, k=4) == pytest.approx(2 / 4)
+
+
+def test_classification_metrics_perfect_and_inverted() -> None:
+    frame = make_frame([(f"2018-08-0{1 + i % 3} 12:00:00", i, 0, 1.0, int(i < 3)) for i in range(9)])
+    perfect = classification_metrics(frame, frame["TX_FRAUD"].to_numpy() * 1.0, k=1)
+    assert perfect["roc_auc"] == 1.0 and perfect["average_precision"] == 1.0 and perfect["n_fraud"] == 3
+    inverted = classification_metrics(frame, 1.0 - frame["TX_FRAUD"].to_numpy(), k=1)
+    assert inverted["roc_auc"] == 0.0
+
+
+def test_known_compromised_follows_the_handbook() -> None:
+    dates = SplitDates("2018-07-25", "2018-07-31", 7, "2018-08-08", "2018-08-14")
+    frame = make_frame(
+        [
+            ("2018-07-20 10:00:00", 1, 0, 1.0, 1),  # before training: not known
+            ("2018-07-26 10:00:00", 2, 0, 1.0, 1),  # in training: known on every test day
+            ("2018-08-01 10:00:00", 3, 0, 1.0, 1),  # first delay day: known from 08-09 on
+            ("2018-08-08 10:00:00", 1, 0, 1.0, 0),
+            ("2018-08-08 11:00:00", 2, 0, 1.0, 0),
+            ("2018-08-08 12:00:00", 3, 0, 1.0, 1),
+            ("2018-08-09 12:00:00", 3, 0, 1.0, 0),
+        ]
+    )
+    known = known_compromised(frame, dates)
+    assert known.tolist() == [False, False, False, False, True, False, True]
+    split = make_split(frame, dates)
+    assert split.test["TRANSACTION_ID"].tolist() == [3, 5]
+    assert split.train["TRANSACTION_ID"].tolist() == [1]
+    notes = make_split(frame, dates, known_lag_days=7)  # MODEL-NOTES: one more day known
+    assert notes.test["TRANSACTION_ID"].tolist() == [3]
+
+
+def test_platt_recovers_known_parameters(rng: np.random.Generator) -> None:
+    s = rng.normal(size=200_000) * 3
+    y = (rng.random(len(s)) < 1 / (1 + np.exp(-(0.5 * s - 2.0)))).astype(int)
+    a, b = fit_platt(s, y)
+    assert a == pytest.approx(0.5, abs=0.02) and b == pytest.approx(-2.0, abs=0.05)
+
+
+def test_risk_thresholds_alert_rates(rng: np.random.Generator) -> None:
+    p = rng.random(10_000)
+    y = (p > 0.99).astype(int)
+    t = risk_thresholds(p, y, elevated_rate=0.02, high_rate=0.005)
+    assert t["validation_alert_rate_elevated"] == pytest.approx(0.02, abs=1e-3)
+    assert t["validation_alert_rate_high"] == pytest.approx(0.005, abs=1e-3)
+    assert t["validation_precision_high"] == 1.0
+    assert risk_level(t["high"], t["elevated"], t["high"]) == "high"
+    assert risk_level(t["elevated"], t["elevated"], t["high"]) == "elevated"
+    assert risk_level(0.0, t["elevated"], t["high"]) == "low"
+
+
+def test_split_dates_default_is_the_handbook_split() -> None:
+    assert SplitDates() == SplitDates("2018-07-25", "2018-07-31", 7, "2018-08-08", "2018-08-14")
+    assert pd.Timestamp(SplitDates().test_start) - pd.Timestamp(SplitDates().train_end) == pd.Timedelta(days=8)
