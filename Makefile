@@ -16,7 +16,7 @@ ORT_DYLIB_PATH ?= $(firstword $(wildcard $(CURDIR)/$(VENV)/lib/python3*/site-pac
 export ORT_DYLIB_PATH
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help run test test-rust test-python test-e2e lint fmt setup setup-dev clean
+.PHONY: help run test test-rust test-python test-e2e test-infra lint fmt setup setup-dev clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,7 +43,7 @@ run: $(VENV)/.runtime ## Score real test-week transactions with the bundled mode
 	@echo "Answers are in $(ANSWERS). The three highest-scored:"
 	@$(VPY) -c 'import json,sys; a=[json.loads(l) for l in open("$(ANSWERS)")]; a=[x for x in a if "fraud_probability" in x]; a.sort(key=lambda x: -x["fraud_probability"]); [print(json.dumps(x)) for x in a[:3]]'
 
-test: $(VENV)/.dev lint test-rust test-python test-e2e ## Run every test (lint, Rust, Python, end-to-end)
+test: $(VENV)/.dev lint test-rust test-python test-e2e test-infra ## Run every test (lint, Rust, Python, end-to-end, infra)
 
 lint: $(VENV)/.dev ## Formatting and lints: cargo fmt, clippy -D warnings, ruff
 	cargo fmt --all -- --check
@@ -60,6 +60,9 @@ test-python: $(VENV)/.dev ## model-export tests (features, training smoke run, e
 test-e2e: $(VENV)/.dev ## End to end: local S3 + the function under `cargo lambda watch`
 	ORT_DYLIB_PATH="$$(ls $(CURDIR)/$(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n1)" \
 	  $(VPY) -m pytest -q tests/e2e
+
+test-infra: ## Infra offline: SAM lint/validate, checkov, sam build + package check, deploy to moto
+	infra/test.sh -q
 
 fmt: ## Format Rust and Python
 	cargo fmt --all

@@ -81,22 +81,12 @@ impl ArtifactStore {
         Self { s3: Some(client) }
     }
 
-    /// Build the S3 client from the environment (region, credentials, `AWS_ENDPOINT_URL_S3` /
-    /// `AWS_ENDPOINT_URL`). An endpoint override means a local S3 server, which needs path-style
-    /// addressing. `attempt_timeout` bounds each request so a stalled S3 cannot eat the init budget.
-    pub async fn s3_from_env(attempt_timeout: Duration) -> Self {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(attempt_timeout.min(Duration::from_secs(2)))
-                    .operation_attempt_timeout(attempt_timeout)
-                    .build(),
-            )
-            .load()
-            .await;
+    /// An S3 store on the shared AWS configuration. An endpoint override (`AWS_ENDPOINT_URL_S3`
+    /// / `AWS_ENDPOINT_URL`) means a local S3 server, which needs path-style addressing.
+    pub fn s3_from_config(shared: &aws_config::SdkConfig) -> Self {
         let endpoint_override = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-        let config = aws_sdk_s3::config::Builder::from(&shared)
+        let config = aws_sdk_s3::config::Builder::from(shared)
             .force_path_style(endpoint_override)
             .build();
         Self::with_s3(aws_sdk_s3::Client::from_conf(config))
@@ -155,6 +145,20 @@ impl ArtifactStore {
             location: where_,
         })
     }
+}
+
+/// The AWS configuration from the environment (region, credentials, endpoint overrides), with
+/// per-attempt timeouts so a stalled service cannot eat the init budget.
+pub async fn aws_config_from_env(attempt_timeout: Duration) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(attempt_timeout.min(Duration::from_secs(2)))
+                .operation_attempt_timeout(attempt_timeout)
+                .build(),
+        )
+        .load()
+        .await
 }
 
 async fn read_local(path: &Path) -> Result<Vec<u8>, ArtifactError> {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::ConfigError;
+use crate::events::{DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_BODY_BYTES, Limits};
 
 /// Every knob, with its environment variable and default (documented in the README).
 #[derive(Debug, Clone)]
@@ -21,6 +22,31 @@ pub struct Config {
     /// `FRAUDFLOW_INIT_BUDGET_MS`: the most the cold start spends loading the model (default 8000;
     /// Lambda re-runs an init that passes 10 s).
     pub init_budget: Duration,
+    /// `FRAUDFLOW_MODEL_RETRY_MS`: first wait before reloading a model that failed to load
+    /// (default 1000; doubles up to 60 s).
+    pub model_retry: Duration,
+    /// `FRAUDFLOW_MAX_BODY_BYTES` (default 262144) and `FRAUDFLOW_MAX_BATCH_ITEMS` (default 1000).
+    pub limits: Limits,
+    /// `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda): names the metrics' FunctionName dimension.
+    pub function_name: Option<String>,
+    /// `FRAUDFLOW_EMF`: write CloudWatch Embedded Metric Format lines to stdout (default: on in
+    /// Lambda, off elsewhere).
+    pub emit_metrics: bool,
+    /// `FRAUDFLOW_DRIFT_WINDOW` (default 1000 model answers) and `FRAUDFLOW_DRIFT_THRESHOLD`
+    /// (default 0.5 reference standard deviations): the drift check on the mean log-likelihood.
+    pub drift_window: usize,
+    pub drift_threshold: f64,
+    /// `FRAUDFLOW_LOG_SALT`: salt of the hashed customer and terminal ids in logs. Set a secret
+    /// one in production so hashes cannot be reversed by enumerating ids.
+    pub log_salt: String,
+    /// `RESULTS_QUEUE_URL` or `RESULTS_BUS_NAME`: where answers of SQS and EventBridge events go.
+    pub results: Option<ResultsDestination>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultsDestination {
+    Queue(String),
+    Bus(String),
 }
 
 pub const DEFAULT_REQUEST_BUDGET_MS: u64 = 200;
@@ -45,7 +71,67 @@ impl Config {
         let ort_dylib_path = lookup("ORT_DYLIB_PATH")
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| default_ort_path(task_root.as_deref()));
+        let queue = lookup("RESULTS_QUEUE_URL").filter(|v| !v.is_empty());
+        let bus = lookup("RESULTS_BUS_NAME").filter(|v| !v.is_empty());
+        let results = match (queue, bus) {
+            (Some(queue), Some(_)) => {
+                return Err(ConfigError {
+                    name: "RESULTS_BUS_NAME",
+                    value: queue,
+                    reason: "set RESULTS_QUEUE_URL or RESULTS_BUS_NAME, not both".into(),
+                });
+            }
+            (Some(queue), None) => Some(ResultsDestination::Queue(queue)),
+            (None, Some(bus)) => Some(ResultsDestination::Bus(bus)),
+            (None, None) => None,
+        };
+        let limits = Limits {
+            max_body_bytes: positive(
+                &lookup,
+                "FRAUDFLOW_MAX_BODY_BYTES",
+                DEFAULT_MAX_BODY_BYTES as u64,
+            )? as usize,
+            max_batch_items: positive(
+                &lookup,
+                "FRAUDFLOW_MAX_BATCH_ITEMS",
+                DEFAULT_MAX_BATCH_ITEMS as u64,
+            )? as usize,
+        };
+        let function_name = lookup("AWS_LAMBDA_FUNCTION_NAME").filter(|v| !v.is_empty());
+        let emit_metrics = match lookup("FRAUDFLOW_EMF").as_deref().map(str::trim) {
+            None | Some("") => function_name.is_some(),
+            Some("1" | "true" | "on") => true,
+            Some("0" | "false" | "off") => false,
+            Some(other) => {
+                return Err(ConfigError {
+                    name: "FRAUDFLOW_EMF",
+                    value: other.to_owned(),
+                    reason: "expected true or false".into(),
+                });
+            }
+        };
+        let drift_threshold = match lookup("FRAUDFLOW_DRIFT_THRESHOLD").filter(|v| !v.is_empty()) {
+            None => 0.5,
+            Some(value) => match value.trim().parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 => v,
+                _ => {
+                    return Err(ConfigError {
+                        name: "FRAUDFLOW_DRIFT_THRESHOLD",
+                        value,
+                        reason: "expected a positive number of standard deviations".into(),
+                    });
+                }
+            },
+        };
         Ok(Self {
+            function_name,
+            emit_metrics,
+            drift_window: positive(&lookup, "FRAUDFLOW_DRIFT_WINDOW", 1000)? as usize,
+            drift_threshold,
+            log_salt: lookup("FRAUDFLOW_LOG_SALT").unwrap_or_else(|| "fraudflow-v1".to_owned()),
+            model_retry: millis(&lookup, "FRAUDFLOW_MODEL_RETRY_MS", 1000)?,
+            limits,
+            results,
             model_uri,
             ort_dylib_path,
             ort_threads: positive(&lookup, "FRAUDFLOW_ORT_THREADS", 1)? as usize,

@@ -15,7 +15,8 @@ use support::{CountingProxy, Moto, put, s3_client, upload_dir};
 const BUCKET: &str = "models";
 
 fn golden_transaction() -> Value {
-    let text = std::fs::read_to_string(support::bundled_model().join("golden.json")).expect("golden");
+    let text =
+        std::fs::read_to_string(support::bundled_model().join("golden.json")).expect("golden");
     let golden: Value = serde_json::from_str(&text).expect("json");
     golden["cases"][0]["transaction"].clone()
 }
@@ -25,12 +26,21 @@ fn manifest_bytes() -> Vec<u8> {
 }
 
 async fn start(endpoint: &str, prefix: &str) -> (Service, fraudflow::service::LoadReport) {
-    let config = support::config(&format!("s3://{BUCKET}/{prefix}"), &[("FRAUDFLOW_INIT_BUDGET_MS", "20000")]);
+    let config = support::config(
+        &format!("s3://{BUCKET}/{prefix}"),
+        &[("FRAUDFLOW_INIT_BUDGET_MS", "20000")],
+    );
     Service::start_with_store(config, ArtifactStore::with_s3(s3_client(endpoint))).await
 }
 
 async fn first_answer(service: &Service) -> fraudflow::contract::Answer {
-    let outcomes = service.scorer.score_values(&[golden_transaction()], Instant::now() + Duration::from_secs(10)).await;
+    let outcomes = service
+        .scorer
+        .score_values(
+            &[golden_transaction()],
+            Instant::now() + Duration::from_secs(10),
+        )
+        .await;
     match outcomes.into_iter().next() {
         Some(Outcome::Answer(answer)) => answer,
         other => panic!("expected an answer, got {other:?}"),
@@ -56,14 +66,28 @@ async fn fetched_once_for_many_invocations(moto: &Moto) {
     let (service, report) = start(&proxy.endpoint, "good/").await;
     assert_eq!(report.error, None);
     for _ in 0..5 {
-        let response = handle_payload(json!({"transactions": [golden_transaction(), golden_transaction()]}), &service, Instant::now(), None).await;
+        let response = handle_payload(
+            json!({"transactions": [golden_transaction(), golden_transaction()]}),
+            &service,
+            Instant::now(),
+            None,
+        )
+        .await
+        .expect("direct invoke never fails");
         let results = response["results"].as_array().expect("results");
         assert_eq!(results.len(), 2);
         assert!(results.iter().all(|r| r["source"] == "model"), "{response}");
     }
     let gets = proxy.gets();
-    assert_eq!(gets.len(), 2, "one GET each for the manifest and the model, got {gets:?}");
-    assert!(gets[0].starts_with("/models/good/manifest.json"), "{gets:?}");
+    assert_eq!(
+        gets.len(),
+        2,
+        "one GET each for the manifest and the model, got {gets:?}"
+    );
+    assert!(
+        gets[0].starts_with("/models/good/manifest.json"),
+        "{gets:?}"
+    );
     assert!(gets[1].starts_with("/models/good/model.onnx"), "{gets:?}");
 }
 
@@ -76,33 +100,59 @@ async fn corrupt_model_is_refused(moto: &Moto, admin: &aws_sdk_s3::Client) {
     let (service, report) = start(&moto.endpoint, "corrupt/").await;
     let error = report.error.expect("a corrupt model must be refused");
     assert!(error.starts_with("model.onnx sha256 is "), "{error}");
-    assert!(error.contains("the object is corrupt or does not belong to this manifest"), "{error}");
+    assert!(
+        error.contains("the object is corrupt or does not belong to this manifest"),
+        "{error}"
+    );
     let answer = first_answer(&service).await;
     assert_eq!(answer.source, Source::Heuristic);
-    assert_eq!(answer.fallback_reason, Some(FallbackReason::ModelUnavailable));
+    assert_eq!(
+        answer.fallback_reason,
+        Some(FallbackReason::ModelUnavailable)
+    );
 }
 
 async fn hash_mismatch_in_manifest_is_refused(moto: &Moto, admin: &aws_sdk_s3::Client) {
     let mut manifest: Value = serde_json::from_slice(&manifest_bytes()).expect("json");
     let wrong = "ab".repeat(32);
     manifest["model"]["sha256"] = json!(wrong);
-    put(admin, BUCKET, "mismatch/manifest.json", serde_json::to_vec(&manifest).expect("json")).await;
+    put(
+        admin,
+        BUCKET,
+        "mismatch/manifest.json",
+        serde_json::to_vec(&manifest).expect("json"),
+    )
+    .await;
     let model = std::fs::read(support::bundled_model().join("model.onnx")).expect("model");
     put(admin, BUCKET, "mismatch/model.onnx", model).await;
     let (service, report) = start(&moto.endpoint, "mismatch/").await;
     let error = report.error.expect("refused");
-    assert!(error.contains(&format!("but the manifest says {wrong}")), "{error}");
-    assert_eq!(first_answer(&service).await.fallback_reason, Some(FallbackReason::ModelUnavailable));
+    assert!(
+        error.contains(&format!("but the manifest says {wrong}")),
+        "{error}"
+    );
+    assert_eq!(
+        first_answer(&service).await.fallback_reason,
+        Some(FallbackReason::ModelUnavailable)
+    );
 }
 
 async fn unknown_format_version_is_refused(moto: &Moto, admin: &aws_sdk_s3::Client) {
     let mut manifest: Value = serde_json::from_slice(&manifest_bytes()).expect("json");
     manifest["format_version"] = json!(2);
-    put(admin, BUCKET, "future/manifest.json", serde_json::to_vec(&manifest).expect("json")).await;
+    put(
+        admin,
+        BUCKET,
+        "future/manifest.json",
+        serde_json::to_vec(&manifest).expect("json"),
+    )
+    .await;
     let (service, report) = start(&moto.endpoint, "future/").await;
     assert_eq!(
         report.error.as_deref(),
-        Some("manifest format_version is 2, this build reads format_version 1: export the artifact with a matching model-export or upgrade the function")
+        Some(
+            "manifest format_version is 2, this build reads format_version 1: export the artifact with a matching model-export or upgrade the function"
+        )
     );
     assert_eq!(first_answer(&service).await.source, Source::Heuristic);
 }
@@ -110,6 +160,12 @@ async fn unknown_format_version_is_refused(moto: &Moto, admin: &aws_sdk_s3::Clie
 async fn missing_artifact_leaves_the_heuristic_answering(moto: &Moto) {
     let (service, report) = start(&moto.endpoint, "nothing-here/").await;
     let error = report.error.expect("nothing to load");
-    assert!(error.starts_with("could not read s3://models/nothing-here/manifest.json"), "{error}");
-    assert_eq!(first_answer(&service).await.fallback_reason, Some(FallbackReason::ModelUnavailable));
+    assert!(
+        error.starts_with("could not read s3://models/nothing-here/manifest.json"),
+        "{error}"
+    );
+    assert_eq!(
+        first_answer(&service).await.fallback_reason,
+        Some(FallbackReason::ModelUnavailable)
+    );
 }

@@ -87,23 +87,91 @@ fn every_missing_required_field_is_named() {
 #[test]
 fn invalid_values_are_named_with_the_value_received() {
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("amount", json!(-3), "amount must be a finite number >= 0, got -3"),
-        ("amount", json!("57.16"), "amount must be a finite number >= 0, got \"57.16\""),
-        ("amount", json!(1e308 * 10.0), "amount must be a finite number >= 0, got null"),
-        ("transaction_id", json!(1.5), "transaction_id must be a non-empty string or an integer, got 1.5"),
-        ("transaction_id", json!(""), "transaction_id must be a non-empty string or an integer, got \"\""),
-        ("customer_id", json!({"a": 1}), "customer_id must be a non-empty string or an integer, got {\"a\":1}"),
-        ("terminal_id", json!(true), "terminal_id must be a non-empty string or an integer, got true"),
-        ("timestamp", json!("2018-08-08 07:12:45"), "timestamp must be an RFC 3339 date-time such as 2018-08-08T07:12:45Z, got \"2018-08-08 07:12:45\""),
-        ("timestamp", json!(1533712365), "timestamp must be an RFC 3339 date-time such as 2018-08-08T07:12:45Z, got 1533712365"),
-        ("customer", json!([1, 2]), "customer must be an object of profile aggregates, got [1,2]"),
-        ("terminal", json!("t"), "terminal must be an object of profile aggregates, got \"t\""),
-        ("customer.nb_tx_1d", json!(1.5), "customer.nb_tx_1d must be an integer >= 0, got 1.5"),
-        ("customer.nb_tx_7d", json!(-1), "customer.nb_tx_7d must be an integer >= 0, got -1"),
-        ("customer.avg_amount_7d", json!(-0.01), "customer.avg_amount_7d must be a finite number >= 0, got -0.01"),
-        ("terminal.risk_7d", json!(1.01), "terminal.risk_7d must be a number in [0, 1], got 1.01"),
-        ("terminal.risk_1d", json!(-0.5), "terminal.risk_1d must be a number in [0, 1], got -0.5"),
-        ("terminal.nb_tx_30d", json!("27"), "terminal.nb_tx_30d must be an integer >= 0, got \"27\""),
+        (
+            "amount",
+            json!(-3),
+            "amount must be a finite number >= 0, got -3",
+        ),
+        (
+            "amount",
+            json!("57.16"),
+            "amount must be a finite number >= 0, got \"57.16\"",
+        ),
+        (
+            "amount",
+            json!(1e308 * 10.0),
+            "amount must be a finite number >= 0, got null",
+        ),
+        (
+            "transaction_id",
+            json!(1.5),
+            "transaction_id must be a non-empty string or an integer, got 1.5",
+        ),
+        (
+            "transaction_id",
+            json!(""),
+            "transaction_id must be a non-empty string or an integer, got \"\"",
+        ),
+        (
+            "customer_id",
+            json!({"a": 1}),
+            "customer_id must be a non-empty string or an integer, got {\"a\":1}",
+        ),
+        (
+            "terminal_id",
+            json!(true),
+            "terminal_id must be a non-empty string or an integer, got true",
+        ),
+        (
+            "timestamp",
+            json!("2018-08-08 07:12:45"),
+            "timestamp must be an RFC 3339 date-time such as 2018-08-08T07:12:45Z, got \"2018-08-08 07:12:45\"",
+        ),
+        (
+            "timestamp",
+            json!(1533712365),
+            "timestamp must be an RFC 3339 date-time such as 2018-08-08T07:12:45Z, got 1533712365",
+        ),
+        (
+            "customer",
+            json!([1, 2]),
+            "customer must be an object of profile aggregates, got [1,2]",
+        ),
+        (
+            "terminal",
+            json!("t"),
+            "terminal must be an object of profile aggregates, got \"t\"",
+        ),
+        (
+            "customer.nb_tx_1d",
+            json!(1.5),
+            "customer.nb_tx_1d must be an integer >= 0, got 1.5",
+        ),
+        (
+            "customer.nb_tx_7d",
+            json!(-1),
+            "customer.nb_tx_7d must be an integer >= 0, got -1",
+        ),
+        (
+            "customer.avg_amount_7d",
+            json!(-0.01),
+            "customer.avg_amount_7d must be a finite number >= 0, got -0.01",
+        ),
+        (
+            "terminal.risk_7d",
+            json!(1.01),
+            "terminal.risk_7d must be a number in [0, 1], got 1.01",
+        ),
+        (
+            "terminal.risk_1d",
+            json!(-0.5),
+            "terminal.risk_1d must be a number in [0, 1], got -0.5",
+        ),
+        (
+            "terminal.nb_tx_30d",
+            json!("27"),
+            "terminal.nb_tx_30d must be an integer >= 0, got \"27\"",
+        ),
     ];
     for (field, value, message) in cases {
         let mut item = valid();
@@ -135,16 +203,19 @@ fn integer_ids_and_integral_float_counts_are_accepted() {
 fn a_non_object_item_is_an_invalid_item() {
     let error = parse_transaction(&json!([1])).expect_err("array");
     assert_eq!(error.code, ErrorCode::InvalidItem);
-    assert_eq!(error.message, "a transaction must be a JSON object, got an array");
+    assert_eq!(
+        error.message,
+        "a transaction must be a JSON object, got an array"
+    );
 }
 
 #[test]
 fn weekend_and_night_use_the_wall_clock_as_written() {
     let cases = [
         // (timestamp, weekend, night)
-        ("2018-08-11T06:59:59Z", true, true),    // Saturday 06:59
-        ("2018-08-12T07:00:00Z", true, false),   // Sunday 07:00
-        ("2018-08-13T00:00:00Z", false, true),   // Monday midnight
+        ("2018-08-11T06:59:59Z", true, true),  // Saturday 06:59
+        ("2018-08-12T07:00:00Z", true, false), // Sunday 07:00
+        ("2018-08-13T00:00:00Z", false, true), // Monday midnight
         // 23:30 on Sunday at UTC-05:00 is Monday 04:30 UTC: the written wall clock wins.
         ("2018-08-12T23:30:00-05:00", true, false),
         ("2018-08-10T05:00:00+02:00", false, true), // Friday 05:00 local
@@ -153,7 +224,11 @@ fn weekend_and_night_use_the_wall_clock_as_written() {
         let mut item = valid();
         set(&mut item, "timestamp", Some(json!(timestamp)));
         let tx = parse_transaction(&item).expect(timestamp);
-        assert_eq!((tx.is_weekend(), tx.is_night()), (weekend, night), "{timestamp}");
+        assert_eq!(
+            (tx.is_weekend(), tx.is_night()),
+            (weekend, night),
+            "{timestamp}"
+        );
     }
 }
 

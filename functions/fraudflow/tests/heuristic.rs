@@ -4,7 +4,14 @@ use fraudflow::contract::{RiskLevel, parse_transaction};
 use fraudflow::heuristic::{risk_level, score, sigmoid};
 use serde_json::json;
 
-fn tx(amount: f64, avg_30d: f64, nb_30d: u32, risk_1d: f64, risk_7d: f64, risk_30d: f64) -> fraudflow::contract::Transaction {
+fn tx(
+    amount: f64,
+    avg_30d: f64,
+    nb_30d: u32,
+    risk_1d: f64,
+    risk_7d: f64,
+    risk_30d: f64,
+) -> fraudflow::contract::Transaction {
     parse_transaction(&json!({
         "transaction_id": 1, "timestamp": "2018-08-08T12:00:00Z", "customer_id": "c", "terminal_id": "t",
         "amount": amount,
@@ -50,7 +57,10 @@ fn terminal_risk_is_weighted_by_window_and_reasons_are_sorted() {
     assert!((s.fraud_probability - sigmoid(3.5)).abs() < 1e-12);
     assert_eq!(s.risk_level, RiskLevel::High);
     let names: Vec<&str> = s.reasons.iter().map(|r| r.feature.as_str()).collect();
-    assert_eq!(names, ["terminal.risk_7d", "terminal.risk_30d", "terminal.risk_1d"]);
+    assert_eq!(
+        names,
+        ["terminal.risk_7d", "terminal.risk_30d", "terminal.risk_1d"]
+    );
 }
 
 #[test]

@@ -40,7 +40,10 @@ struct AmountModel {
 
 impl AmountModel {
     fn new(delay: Duration) -> Self {
-        Self { delay, calls: AtomicUsize::new(0) }
+        Self {
+            delay,
+            calls: AtomicUsize::new(0),
+        }
     }
 }
 
@@ -85,7 +88,10 @@ fn tx(id: i64, amount: f64) -> Value {
 }
 
 fn scorer(predictor: Arc<dyn Predictor>) -> Scorer {
-    Scorer::with_model(LoadedModel { predictor, manifest: manifest() })
+    Scorer::with_model(LoadedModel {
+        predictor,
+        manifest: manifest(),
+    })
 }
 
 fn far() -> Instant {
@@ -99,7 +105,9 @@ fn answer(outcome: &Outcome) -> &fraudflow::contract::Answer {
 #[tokio::test]
 async fn model_answers_carry_its_outputs_version_and_reasons() {
     let scorer = scorer(Arc::new(AmountModel::new(Duration::ZERO)));
-    let outcomes = scorer.score_values(&[tx(1, 80.0), tx(2, 700.0)], far()).await;
+    let outcomes = scorer
+        .score_values(&[tx(1, 80.0), tx(2, 700.0)], far())
+        .await;
     assert_eq!(outcomes.len(), 2);
     let low = answer(&outcomes[0]);
     assert_eq!(low.transaction_id, json!(1));
@@ -110,7 +118,11 @@ async fn model_answers_carry_its_outputs_version_and_reasons() {
     assert_eq!(low.log_likelihood, Some(-80.0));
     assert_eq!(low.model_version, "test-model");
     // "amount" appears twice in the terms and is merged: 1.0 + 0.5; risk term 0.25 * 10.
-    let reasons: Vec<(&str, f64)> = low.reasons.iter().map(|r| (r.feature.as_str(), r.contribution)).collect();
+    let reasons: Vec<(&str, f64)> = low
+        .reasons
+        .iter()
+        .map(|r| (r.feature.as_str(), r.contribution))
+        .collect();
     assert_eq!(reasons, vec![("terminal.risk_30d", 2.5), ("amount", 1.5)]);
     assert_eq!(answer(&outcomes[1]).risk_level, RiskLevel::High);
 }
@@ -125,7 +137,10 @@ async fn a_batch_keeps_order_and_count_with_bad_items_inside() {
     assert_eq!(outcomes.len(), 4);
     assert_eq!(answer(&outcomes[0]).transaction_id, json!(1));
     match &outcomes[1] {
-        Outcome::Error { transaction_id, error } => {
+        Outcome::Error {
+            transaction_id,
+            error,
+        } => {
             assert_eq!(transaction_id, &json!(2));
             assert_eq!(error.code, ErrorCode::InvalidField);
             assert_eq!(error.field.as_deref(), Some("amount"));
@@ -134,7 +149,10 @@ async fn a_batch_keeps_order_and_count_with_bad_items_inside() {
         other => panic!("expected an error item, got {other:?}"),
     }
     match &outcomes[2] {
-        Outcome::Error { transaction_id, error } => {
+        Outcome::Error {
+            transaction_id,
+            error,
+        } => {
             assert_eq!(transaction_id, &Value::Null);
             assert_eq!(error.code, ErrorCode::InvalidItem);
         }
@@ -170,11 +188,19 @@ async fn a_slow_model_misses_the_deadline_and_the_heuristic_answers_in_time() {
     let scorer = scorer(model.clone());
     let started = Instant::now();
     let deadline = started + Duration::from_millis(50);
-    let outcomes = scorer.score_values(&[tx(1, 10.0), tx(2, 20.0)], deadline).await;
+    let outcomes = scorer
+        .score_values(&[tx(1, 10.0), tx(2, 20.0)], deadline)
+        .await;
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(400), "answered after {took:?}, not at the deadline");
+    assert!(
+        took < Duration::from_millis(400),
+        "answered after {took:?}, not at the deadline"
+    );
     for outcome in &outcomes {
-        assert_eq!(answer(outcome).fallback_reason, Some(FallbackReason::Deadline));
+        assert_eq!(
+            answer(outcome).fallback_reason,
+            Some(FallbackReason::Deadline)
+        );
         assert_eq!(answer(outcome).source, Source::Heuristic);
     }
     assert_eq!(model.calls.load(Ordering::SeqCst), 1);
@@ -186,9 +212,17 @@ async fn an_already_expired_deadline_never_calls_the_model() {
     let scorer = scorer(model.clone());
     // A Lambda context with 10 ms left and a 50 ms margin: nothing left for the model.
     let lambda_deadline = SystemTime::now() + Duration::from_millis(10);
-    let deadline = request_deadline(Instant::now(), Duration::from_millis(200), Some(lambda_deadline), Duration::from_millis(50));
+    let deadline = request_deadline(
+        Instant::now(),
+        Duration::from_millis(200),
+        Some(lambda_deadline),
+        Duration::from_millis(50),
+    );
     let outcomes = scorer.score_values(&[tx(1, 10.0)], deadline).await;
-    assert_eq!(answer(&outcomes[0]).fallback_reason, Some(FallbackReason::Deadline));
+    assert_eq!(
+        answer(&outcomes[0]).fallback_reason,
+        Some(FallbackReason::Deadline)
+    );
     assert_eq!(model.calls.load(Ordering::SeqCst), 0);
 }
 
@@ -197,31 +231,57 @@ fn the_deadline_is_the_smaller_of_budget_and_lambda_deadline_minus_margin() {
     let now = Instant::now();
     let budget = Duration::from_millis(200);
     let margin = Duration::from_millis(50);
-    let roomy = request_deadline(now, budget, Some(SystemTime::now() + Duration::from_secs(5)), margin);
+    let roomy = request_deadline(
+        now,
+        budget,
+        Some(SystemTime::now() + Duration::from_secs(5)),
+        margin,
+    );
     assert_eq!(roomy, now + budget);
-    let tight = request_deadline(now, budget, Some(SystemTime::now() + Duration::from_millis(150)), margin);
+    let tight = request_deadline(
+        now,
+        budget,
+        Some(SystemTime::now() + Duration::from_millis(150)),
+        margin,
+    );
     let left = tight.saturating_duration_since(now);
-    assert!(left <= Duration::from_millis(105) && left >= Duration::from_millis(90), "{left:?}");
+    assert!(
+        left <= Duration::from_millis(105) && left >= Duration::from_millis(90),
+        "{left:?}"
+    );
     assert_eq!(request_deadline(now, budget, None, margin), now + budget);
 }
 
 #[tokio::test]
 async fn a_non_finite_output_falls_back_for_that_item_only() {
     let scorer = scorer(Arc::new(AmountModel::new(Duration::ZERO)));
-    let outcomes = scorer.score_values(&[tx(1, 10.0), tx(2, 666.0), tx(3, 30.0)], far()).await;
+    let outcomes = scorer
+        .score_values(&[tx(1, 10.0), tx(2, 666.0), tx(3, 30.0)], far())
+        .await;
     assert_eq!(answer(&outcomes[0]).source, Source::Model);
-    assert_eq!(answer(&outcomes[1]).fallback_reason, Some(FallbackReason::NonFiniteOutput));
+    assert_eq!(
+        answer(&outcomes[1]).fallback_reason,
+        Some(FallbackReason::NonFiniteOutput)
+    );
     assert_eq!(answer(&outcomes[2]).source, Source::Model);
 }
 
 #[tokio::test]
 async fn model_errors_and_panics_become_model_error_answers() {
-    for predictor in [Arc::new(FailingModel) as Arc<dyn Predictor>, Arc::new(PanickingModel)] {
+    for predictor in [
+        Arc::new(FailingModel) as Arc<dyn Predictor>,
+        Arc::new(PanickingModel),
+    ] {
         let scorer = scorer(predictor);
-        let outcomes = scorer.score_values(&[tx(1, 10.0), tx(2, 20.0)], far()).await;
+        let outcomes = scorer
+            .score_values(&[tx(1, 10.0), tx(2, 20.0)], far())
+            .await;
         assert_eq!(outcomes.len(), 2);
         for outcome in &outcomes {
-            assert_eq!(answer(outcome).fallback_reason, Some(FallbackReason::ModelError));
+            assert_eq!(
+                answer(outcome).fallback_reason,
+                Some(FallbackReason::ModelError)
+            );
         }
     }
 }
@@ -229,6 +289,9 @@ async fn model_errors_and_panics_become_model_error_answers() {
 #[test]
 fn a_second_model_never_replaces_the_first() {
     let scorer = scorer(Arc::new(AmountModel::new(Duration::ZERO)));
-    let replaced = scorer.install(LoadedModel { predictor: Arc::new(FailingModel), manifest: manifest() });
+    let replaced = scorer.install(LoadedModel {
+        predictor: Arc::new(FailingModel),
+        manifest: manifest(),
+    });
     assert!(!replaced);
 }

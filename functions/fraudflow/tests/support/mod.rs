@@ -14,7 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn bundled_model() -> PathBuf {
@@ -30,9 +33,15 @@ pub fn ort_dylib() -> String {
     let found = std::fs::read_dir(&lib).ok().and_then(|entries| {
         entries.flatten().find_map(|python| {
             let capi = python.path().join("site-packages/onnxruntime/capi");
-            std::fs::read_dir(capi).ok()?.flatten().map(|e| e.path()).find(|p| {
-                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so."))
-            })
+            std::fs::read_dir(capi)
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("libonnxruntime.so."))
+                })
         })
     });
     match found {
@@ -55,7 +64,11 @@ pub fn config(model_uri: &str, extra: &[(&str, &str)]) -> Config {
 }
 
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A moto S3 server on 127.0.0.1, stopped when dropped.
@@ -68,7 +81,11 @@ impl Moto {
     pub async fn start() -> Self {
         let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| {
             let venv = repo_root().join(".venv/bin/moto_server");
-            if venv.exists() { venv.display().to_string() } else { "moto_server".into() }
+            if venv.exists() {
+                venv.display().to_string()
+            } else {
+                "moto_server".into()
+            }
         });
         let port = free_port();
         let child = Command::new(&bin)
@@ -76,11 +93,16 @@ impl Moto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin} ({e}): run `make test`, which installs moto[server]"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} ({e}): run `make test`, which installs moto[server]")
+            });
         let endpoint = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "moto did not start on {endpoint}");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto did not start on {endpoint}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Self { child, endpoint }
@@ -98,7 +120,9 @@ pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "static"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
         .endpoint_url(endpoint)
         .force_path_style(true)
         .build();
@@ -143,7 +167,9 @@ impl CountingProxy {
                 let upstream = upstream.clone();
                 let recorded = Arc::clone(&recorded);
                 tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(&upstream).await else { return };
+                    let Ok(server) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
                     let (mut client_read, mut client_write) = client.into_split();
                     let (mut server_read, mut server_write) = server.into_split();
                     let requests = async {
