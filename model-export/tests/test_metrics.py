@@ -91,3 +91,38 @@ def test_risk_thresholds_alert_rates(rng: np.random.Generator) -> None:
 def test_split_dates_default_is_the_handbook_split() -> None:
     assert SplitDates() == SplitDates("2018-07-25", "2018-07-31", 7, "2018-08-08", "2018-08-14")
     assert pd.Timestamp(SplitDates().test_start) - pd.Timestamp(SplitDates().train_end) == pd.Timedelta(days=8)
+
+
+def test_expected_calibration_error_hand_made() -> None:
+    from model_export.evaluate import expected_calibration_error, reliability_table
+
+    # bin [0, 1/15): p 0.0 and 0.05, labels 0, 1 -> |0.5 - 0.025| * 2/4
+    # last bin: p 1.0 (included) and 0.99, labels 1, 1 -> |1 - 0.995| * 2/4
+    labels = [0, 1, 1, 1]
+    probs = [0.0, 0.05, 1.0, 0.99]
+    expected = 0.5 * abs(0.5 - 0.025) + 0.5 * abs(1.0 - 0.995)
+    assert expected_calibration_error(labels, probs, bins=15) == pytest.approx(expected)
+    table = reliability_table(labels, probs, bins=15)
+    assert [row["count"] for row in table] == [2, 2]
+    assert table[-1]["high"] == pytest.approx(1.0)
+    # perfectly calibrated bins give zero
+    assert expected_calibration_error([0, 0, 0, 1], [0.25] * 4, bins=15) == pytest.approx(0.0)
+
+
+def test_scenario_recall_at_budget_hand_made() -> None:
+    from model_export.evaluate import scenario_recall_at_budget
+
+    # day 1: cards A (max 0.9), B (0.8), C (0.1); budget 2 -> A, B alerted
+    # day 2: cards C (0.7), D (0.6), A (0.2); budget 2 -> C, D alerted
+    days = [1, 1, 1, 1, 2, 2, 2]
+    cards = ["A", "A", "B", "C", "C", "D", "A"]
+    scenarios = [1, 0, 2, 3, 3, 0, 2]
+    scores = [0.1, 0.9, 0.8, 0.1, 0.7, 0.6, 0.2]
+    out = scenario_recall_at_budget(days, cards, scenarios, scores, cards_per_day=2)
+    # scenario 1: A day 1 (card max 0.9, alerted) -> 1/1, even though that payment scored 0.1
+    assert out[1] == {"frauds": 1, "caught": 1, "recall": 1.0}
+    # scenario 2: B day 1 alerted, A day 2 not -> 1/2
+    assert out[2]["recall"] == pytest.approx(0.5)
+    # scenario 3: C day 1 not alerted, C day 2 alerted -> 1/2
+    assert out[3]["caught"] == 1 and out[3]["frauds"] == 2
+    assert 0 not in out

@@ -99,7 +99,9 @@ impl Scorer {
         let rows: Vec<FeatureRow> = txs.iter().map(|tx| feature_row(tx)).collect();
         let predictor = Arc::clone(&model.predictor);
         // ORT is synchronous; running it on the blocking pool lets the deadline fire while it runs.
-        let inference = tokio::task::spawn_blocking(move || predictor.predict(&rows));
+        let inference = tokio::task::spawn_blocking(move || {
+            predict_isolating_failures(predictor.as_ref(), &rows)
+        });
         match tokio::time::timeout(remaining, inference).await {
             Err(_elapsed) => {
                 tracing::warn!(
@@ -113,31 +115,66 @@ impl Scorer {
                 tracing::error!(error = %join_error, "model inference panicked; heuristic answers");
                 fallback_all(txs, FallbackReason::ModelError)
             }
-            Ok(Ok(Err(model_error))) => {
-                tracing::error!(error = %model_error, "model inference failed; heuristic answers");
-                fallback_all(txs, FallbackReason::ModelError)
-            }
-            Ok(Ok(Ok(predictions))) => txs
+            Ok(Ok(per_row)) => txs
                 .iter()
-                .enumerate()
-                .map(|(row, tx)| model_answer(tx, row, &predictions, &model.manifest))
+                .zip(per_row)
+                .map(|(tx, prediction)| match prediction {
+                    Some(prediction) => model_answer(tx, &prediction, &model.manifest),
+                    None => heuristic_answer(tx, FallbackReason::ModelError),
+                })
                 .collect(),
         }
     }
 }
 
-fn model_answer(
-    tx: &Transaction,
-    row: usize,
-    predictions: &Predictions,
-    manifest: &Manifest,
-) -> Answer {
-    let probability = f64::from(predictions.fraud_probability[row]);
-    let log_likelihood = f64::from(predictions.log_likelihood[row]);
+/// One row's model outputs.
+struct RowPrediction {
+    probability: f32,
+    log_likelihood: f32,
+    terms: Vec<f32>,
+}
+
+/// Predict the batch; if the batch call fails, score row by row so one bad row costs only its
+/// own answer (`model_error`), never its neighbours'. `None` marks a row the model failed on.
+fn predict_isolating_failures(
+    predictor: &dyn Predictor,
+    rows: &[FeatureRow],
+) -> Vec<Option<RowPrediction>> {
+    let split = |predictions: &Predictions, row: usize| RowPrediction {
+        probability: predictions.fraud_probability[row],
+        log_likelihood: predictions.log_likelihood[row],
+        terms: predictions.terms(row).to_vec(),
+    };
+    match predictor.predict(rows) {
+        Ok(predictions) => (0..rows.len())
+            .map(|row| Some(split(&predictions, row)))
+            .collect(),
+        Err(batch_error) if rows.len() > 1 => {
+            tracing::warn!(error = %batch_error, rows = rows.len(), "batch inference failed; retrying row by row");
+            rows.iter()
+                .map(|row| match predictor.predict(std::slice::from_ref(row)) {
+                    Ok(predictions) => Some(split(&predictions, 0)),
+                    Err(error) => {
+                        tracing::error!(%error, "inference failed for one row; heuristic answers it");
+                        None
+                    }
+                })
+                .collect()
+        }
+        Err(error) => {
+            tracing::error!(%error, "inference failed; heuristic answers");
+            vec![None]
+        }
+    }
+}
+
+fn model_answer(tx: &Transaction, prediction: &RowPrediction, manifest: &Manifest) -> Answer {
+    let probability = f64::from(prediction.probability);
+    let log_likelihood = f64::from(prediction.log_likelihood);
     let finite =
         probability.is_finite() && (0.0..=1.0).contains(&probability) && log_likelihood.is_finite();
     if !finite {
-        tracing::warn!(row, "model output not finite; heuristic answers this item");
+        tracing::warn!("model output not finite; heuristic answers this item");
         return heuristic_answer(tx, FallbackReason::NonFiniteOutput);
     }
     let thresholds = manifest.risk_thresholds;
@@ -149,7 +186,7 @@ fn model_answer(
         source: Source::Model,
         fallback_reason: None,
         model_version: manifest.model_version.clone(),
-        reasons: top_reasons(predictions.terms(row), &manifest.reasons.terms),
+        reasons: top_reasons(&prediction.terms, &manifest.reasons.terms),
     }
 }
 

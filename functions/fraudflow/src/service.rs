@@ -88,6 +88,22 @@ impl Service {
         (service, report)
     }
 
+    /// A service around an already prepared scorer, without loading anything (tests, tools).
+    pub fn assemble(
+        config: Config,
+        store: ArtifactStore,
+        scorer: Scorer,
+        sink: Option<Arc<dyn ResultsSink>>,
+    ) -> Self {
+        Self {
+            telemetry: Telemetry::new(&config),
+            config,
+            store,
+            scorer: Arc::new(scorer),
+            sink,
+        }
+    }
+
     /// As [`Service::start_with`], without a results destination.
     pub async fn start_with_store(config: Config, store: ArtifactStore) -> (Self, LoadReport) {
         Self::start_with(config, store, None).await

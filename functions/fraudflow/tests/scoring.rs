@@ -1,91 +1,17 @@
 //! The scoring path with stand-in predictors: fallbacks, deadlines, order and counts.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use fraudflow::contract::{ErrorCode, FallbackReason, Outcome, RiskLevel, Source};
-use fraudflow::error::ModelError;
-use fraudflow::features::{FEATURE_PATHS, FeatureRow};
 use fraudflow::heuristic::HEURISTIC_VERSION;
-use fraudflow::manifest::Manifest;
-use fraudflow::model::{Predictions, Predictor};
+use fraudflow::model::Predictor;
 use fraudflow::scoring::{LoadedModel, Scorer, request_deadline};
 use serde_json::{Value, json};
+use support::{AmountModel, FailingModel, PanickingModel, manifest, tx};
 
-fn manifest() -> Manifest {
-    let features: Vec<Value> = FEATURE_PATHS
-        .iter()
-        .map(|p| json!({"name": p, "path": p}))
-        .collect();
-    let text = json!({
-        "format_version": 1,
-        "model_version": "test-model",
-        "model": {"file": "model.onnx", "sha256": "0".repeat(64)},
-        "inputs": {"name": "features", "features": features},
-        "outputs": {"fraud_probability": "fraud_probability", "log_likelihood": "log_likelihood",
-                    "fraud_logit": "fraud_logit", "logit_terms": "logit_terms"},
-        "reasons": {"terms": ["amount", "terminal.risk_30d", "amount"]},
-        "risk_thresholds": {"elevated": 0.1, "high": 0.5},
-        "log_likelihood_reference": {"mean": -3.0, "std": 1.0}
-    });
-    Manifest::parse(text.to_string().as_bytes(), "test").expect("manifest")
-}
-
-/// Probability = amount / 1000, log-likelihood = -amount; amount 666 gives NaN.
-struct AmountModel {
-    delay: Duration,
-    calls: AtomicUsize,
-}
-
-impl AmountModel {
-    fn new(delay: Duration) -> Self {
-        Self {
-            delay,
-            calls: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl Predictor for AmountModel {
-    fn predict(&self, rows: &[FeatureRow]) -> Result<Predictions, ModelError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        std::thread::sleep(self.delay);
-        let amount = |r: &FeatureRow| if r[0] == 666.0 { f32::NAN } else { r[0] };
-        Ok(Predictions {
-            fraud_probability: rows.iter().map(|r| amount(r) / 1000.0).collect(),
-            log_likelihood: rows.iter().map(|r| -amount(r)).collect(),
-            fraud_logit: rows.iter().map(|r| r[0]).collect(),
-            logit_terms: rows.iter().flat_map(|r| [1.0, r[14] * 10.0, 0.5]).collect(),
-            term_count: 3,
-        })
-    }
-}
-
-struct FailingModel;
-impl Predictor for FailingModel {
-    fn predict(&self, _rows: &[FeatureRow]) -> Result<Predictions, ModelError> {
-        Err(ModelError::Inference("boom".into()))
-    }
-}
-
-struct PanickingModel;
-impl Predictor for PanickingModel {
-    fn predict(&self, _rows: &[FeatureRow]) -> Result<Predictions, ModelError> {
-        panic!("bug in the model layer")
-    }
-}
-
-fn tx(id: i64, amount: f64) -> Value {
-    json!({
-        "transaction_id": id, "timestamp": "2018-08-08T07:12:45Z", "customer_id": "c-1",
-        "terminal_id": "t-1", "amount": amount,
-        "customer": {"nb_tx_1d": 1, "avg_amount_1d": 50.0, "nb_tx_7d": 5, "avg_amount_7d": 50.0,
-                     "nb_tx_30d": 20, "avg_amount_30d": 50.0},
-        "terminal": {"nb_tx_1d": 3, "risk_1d": 0.0, "nb_tx_7d": 20, "risk_7d": 0.0,
-                     "nb_tx_30d": 80, "risk_30d": 0.25}
-    })
-}
+mod support;
 
 fn scorer(predictor: Arc<dyn Predictor>) -> Scorer {
     Scorer::with_model(LoadedModel {

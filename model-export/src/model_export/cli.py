@@ -81,10 +81,68 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from model_export.pipeline import evaluate_artifact
+ROW_LABELS = {
+    "flow": "flow probability (onnx)",
+    "flow_anomaly": "flow -log_likelihood",
+    "logistic_regression": "logistic regression",
+    "random_forest": "random forest (100)",
+    "xgboost": "XGBoost (100, depth 6)",
+}
 
-    report = evaluate_artifact(args.data, args.model, progress=not args.quiet)
+
+def format_table(rows: dict[str, dict[str, Any]], spread: dict[str, dict[str, Any]] | None = None) -> str:
+    """Side-by-side metrics; with ``spread`` (prequential summary) mean +- std instead."""
+    head = f"{'model':<26} {'AUC':>15} {'AP':>15} {'CP@100':>15} {'ECE':>8}"
+    if spread is None:
+        head += f" {'recall s1':>9} {'s2':>6} {'s3':>6}"
+    lines = [head, "-" * len(head)]
+    for name in rows:
+        label = ROW_LABELS.get(name, name)
+        if spread is not None:
+            cells = []
+            for key in ("roc_auc", "average_precision", "card_precision_at_100"):
+                v = spread[name].get(key)
+                cells.append(f"{v['mean']:.4f}+-{v['std']:.4f}" if v else "-")
+            ece = spread[name].get("ece")
+            lines.append(
+                f"{label:<26} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {ece['mean'] if ece else float('nan'):>8.4f}"
+            )
+            continue
+        m = rows[name]
+        ece = m.get("ece")
+        recall = m.get("scenario_recall", {})
+        rec = [recall.get(str(s), {}).get("recall", float("nan")) for s in (1, 2, 3)]
+        lines.append(
+            f"{label:<26} {m['roc_auc']:>15.4f} {m['average_precision']:>15.4f} "
+            f"{m['card_precision_at_100']:>15.4f} {ece if ece is not None else float('nan'):>8.4f} "
+            f"{rec[0]:>9.3f} {rec[1]:>6.3f} {rec[2]:>6.3f}"
+        )
+    return "\n".join(lines)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from model_export.pipeline import evaluate_artifact, prequential, prequential_folds
+    from model_export.train import default_config_path, load_config
+
+    if args.prequential:
+        config = load_config(args.config or default_config_path())
+        folds = prequential_folds(args.first_test_start, args.folds)
+        result = prequential(args.data, config, folds, seed=args.seed, device=args.device, progress=not args.quiet)
+        if args.json:
+            _print_json(result)
+            return 0
+        for fold in result["folds"]:
+            d = fold["dates"]
+            print(
+                f"fold train {d['train_start']}..{d['train_end']}  test {d['test_start']}..{d['test_end']}"
+                f" ({fold['test_days']} days with data)"
+            )
+            print(format_table(fold["rows"]))
+            print()
+        print(f"prequential, {len(result['folds'])} folds: mean +- std")
+        print(format_table(result["folds"][0]["rows"], result["summary"]))
+        return 0
+    report = evaluate_artifact(args.data, args.model, progress=not args.quiet, baselines=not args.no_baselines)
     if args.json:
         _print_json(report)
         return 0
@@ -93,8 +151,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"model {report['model_version']}  test {report['dates']['test_start']}..{report['dates']['test_end']}"
         f"  n {test['n']}  frauds {test['n_fraud']}  (onnxruntime {report['onnxruntime_seconds']} s)"
     )
-    print(_metrics_line("fraud_probability", test))
-    print(_metrics_line("-log_likelihood", report["anomaly_score_test"]))
+    print("recall sN: share of scenario-N fraudulent payments whose card is in its day's top 100 cards")
+    print(format_table(report["rows"]))
     return 0
 
 
@@ -153,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(evaluate)
     evaluate.add_argument("--model", default=str(repo_root() / "models" / "default"))
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--no-baselines", action="store_true", help="skip LR / RF / XGBoost")
+    evaluate.add_argument(
+        "--prequential", action="store_true", help="train and score flow + baselines on 4 weekly folds instead"
+    )
+    evaluate.add_argument("--first-test-start", default="2018-08-08", help="prequential: first test week")
+    evaluate.add_argument("--folds", type=int, default=4, help="prequential: number of weekly folds")
+    evaluate.add_argument("--config", default=None, help="prequential: TOML config (default configs/default.toml)")
+    evaluate.add_argument("--seed", type=int, default=42)
+    evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(run=cmd_eval)
 

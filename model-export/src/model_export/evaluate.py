@@ -24,8 +24,12 @@ __all__ = [
     "SplitDates",
     "card_precision_at_k",
     "classification_metrics",
+    "expected_calibration_error",
     "known_compromised",
     "make_split",
+    "reliability_table",
+    "scenario_recall_at_budget",
+    "score_report",
 ]
 
 
@@ -138,3 +142,90 @@ def classification_metrics(
         "n": len(labels),
         "n_fraud": int(labels.sum()),
     }
+
+
+def expected_calibration_error(
+    labels: np.ndarray | pd.Series, probabilities: np.ndarray | pd.Series, bins: int = 15
+) -> float:
+    """Expected calibration error with ``bins`` equal-width bins on [0, 1].
+
+    ``sum_b n_b / N * |mean(label in b) - mean(probability in b)|``; a probability of exactly 1
+    falls in the last bin; empty bins count zero.
+    """
+    table = reliability_table(labels, probabilities, bins)
+    total = sum(row["count"] for row in table)
+    if total == 0:
+        return float("nan")
+    return float(sum(row["count"] / total * abs(row["fraud_rate"] - row["mean_probability"]) for row in table))
+
+
+def reliability_table(
+    labels: np.ndarray | pd.Series, probabilities: np.ndarray | pd.Series, bins: int = 15
+) -> list[dict[str, float]]:
+    """Per non-empty equal-width bin: edges, count, mean probability and observed fraud rate."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
+    index = np.minimum((p * bins).astype(np.int64), bins - 1)
+    rows = []
+    for b in range(bins):
+        mask = index == b
+        if not mask.any():
+            continue
+        rows.append(
+            {
+                "low": b / bins,
+                "high": (b + 1) / bins,
+                "count": int(mask.sum()),
+                "mean_probability": float(p[mask].mean()),
+                "fraud_rate": float(y[mask].mean()),
+            }
+        )
+    return rows
+
+
+def scenario_recall_at_budget(
+    days: np.ndarray | pd.Series,
+    customers: np.ndarray | pd.Series,
+    scenarios: np.ndarray | pd.Series,
+    scores: np.ndarray | pd.Series,
+    cards_per_day: int = 100,
+) -> dict[int, dict[str, float | int]]:
+    """Recall per fraud scenario when each day's ``cards_per_day`` highest-scored cards alert.
+
+    A card's score is its highest score that day (ties: customer id); a fraudulent payment
+    (scenario > 0) is caught when its card is alerted on its day. Returns, per scenario, the
+    number of fraudulent payments, the number caught and the recall (caught / frauds).
+    """
+    table = pd.DataFrame(
+        {
+            "day": np.asarray(days),
+            "customer": np.asarray(customers),
+            "scenario": np.asarray(scenarios).astype(np.int64),
+            "score": np.asarray(scores, dtype=np.float64),
+        }
+    )
+    cards = table.groupby(["day", "customer"], as_index=False)["score"].max()
+    cards = cards.sort_values(["day", "score", "customer"], ascending=[True, False, True])
+    cards["rank"] = cards.groupby("day").cumcount()
+    alerted = cards[cards["rank"] < cards_per_day][["day", "customer"]].assign(alerted=True)
+    frauds = table[table["scenario"] > 0].merge(alerted, on=["day", "customer"], how="left")
+    frauds["alerted"] = frauds["alerted"].eq(True)
+    out: dict[int, dict[str, float | int]] = {}
+    for scenario, group in frauds.groupby("scenario"):
+        n, caught = len(group), int(group["alerted"].sum())
+        out[int(scenario)] = {"frauds": n, "caught": caught, "recall": caught / n if n else float("nan")}
+    return out
+
+
+def score_report(frame: pd.DataFrame, scores: np.ndarray, cards_per_day: int = 100) -> dict[str, object]:
+    """Handbook metrics plus per-scenario recall at ``cards_per_day`` alerts a day."""
+    out: dict[str, object] = dict(classification_metrics(frame, scores))
+    recall = scenario_recall_at_budget(
+        _day(frame).to_numpy(),
+        frame["CUSTOMER_ID"].to_numpy(),
+        frame["TX_FRAUD_SCENARIO"].to_numpy(),
+        scores,
+        cards_per_day,
+    )
+    out["scenario_recall"] = {str(k): v for k, v in recall.items()}
+    return out

@@ -72,6 +72,8 @@ class FlowConfig:
     transforms: int = 3
     hidden_features: tuple[int, ...] = field(default_factory=lambda: (32, 32))
     bins: int = 8
+    # Hidden sizes of an optional MLP head added to the linear head (empty: linear only).
+    head_hidden: tuple[int, ...] = ()
 
 
 class Preprocess(nn.Module):
@@ -152,8 +154,30 @@ class FraudFlow(nn.Module):
             bins=self.config.bins,
         )
         self.head = nn.Linear(len(HEAD_TERMS), 1)
-        self.register_buffer("term_mean", torch.zeros(len(HEAD_TERMS)))
+        self.mlp: nn.Module | None = None
+        if self.config.head_hidden:
+            layers: list[nn.Module] = []
+            width = len(HEAD_TERMS)
+            for hidden in self.config.head_hidden:
+                layers += [nn.Linear(width, hidden), nn.Tanh()]
+                width = hidden
+            last = nn.Linear(width, 1)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            self.mlp = nn.Sequential(*layers, last)
+        self.register_buffer("term_mean", torch.zeros(len(self.term_names)))
         self.register_buffer("calibration", torch.tensor([1.0, 0.0]))
+
+    @property
+    def term_names(self) -> tuple[str, ...]:
+        """Names of the ``logit_terms`` columns: the linear head's inputs, then ``interactions``
+        (the MLP head's output) when there is one."""
+        return HEAD_TERMS + (("interactions",) if self.mlp is not None else ())
+
+    def head_logit(self, h: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Linear part [N] and MLP part [N] (None without an MLP head) of the fraud logit."""
+        linear = self.head(h).squeeze(-1)
+        return linear, (self.mlp(h).squeeze(-1) if self.mlp is not None else None)
 
     def latent(self, x: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         """Flow latent ``z`` [N, 1] and exact ``log p(x | c)`` [N] in model space."""
@@ -177,20 +201,33 @@ class FraudFlow(nn.Module):
         if detach_flow:
             z, ll_in = z.detach(), ll_in.detach()
         h = torch.cat([x, z, c, r, ll_in], dim=-1)
-        logit = self.head(h).squeeze(-1)
+        linear, extra = self.head_logit(h)
+        logit = linear if extra is None else linear + extra
         return h, ll, logit
+
+    def term_inputs(self, h: Tensor) -> Tensor:
+        """``[h, mlp(h)]`` (or ``h``): the values whose centred, weighted sum is the logit."""
+        if self.mlp is None:
+            return h
+        return torch.cat([h, self.mlp(h)], dim=-1)
+
+    def term_weights(self) -> Tensor:
+        weight = self.head.weight[0]
+        if self.mlp is None:
+            return weight
+        return torch.cat([weight, torch.ones_like(weight[:1])])
 
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         # The exported model is float64 inside (float32 in and out): the spline's log-derivative
         # amplifies rounding, and float64 keeps PyTorch, onnxruntime and the Rust side in step.
         h, ll, logit = self.encode(features.to(self.calibration.dtype))
-        terms = (h - self.term_mean) * self.head.weight[0]
+        terms = (self.term_inputs(h) - self.term_mean) * self.term_weights()
         probability = torch.sigmoid(self.calibration[0] * logit + self.calibration[1])
         return probability.float(), ll.float(), logit.float(), terms.float()
 
     def terms_bias(self) -> float:
         """The constant with ``logit = sum(logit_terms) + bias``."""
-        weight = self.head.weight[0].detach().double()
+        weight = self.term_weights().detach().double()
         return float(self.head.bias.detach().double()[0] + (weight * self.term_mean.double()).sum())
 
     @torch.no_grad()

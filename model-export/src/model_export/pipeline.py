@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,16 @@ import pandas as pd
 import torch
 
 from model_export import calibrate
+from model_export.baselines import fit_baselines
 from model_export.data import resolve_data_path
-from model_export.evaluate import SplitDates, classification_metrics, make_split
+from model_export.evaluate import (
+    SplitDates,
+    classification_metrics,
+    expected_calibration_error,
+    make_split,
+    reliability_table,
+    score_report,
+)
 from model_export.export import (
     FORMAT_VERSION,
     INPUT_NAME,
@@ -35,7 +43,17 @@ from model_export.flow import HEAD_TERMS, LL_CLAMP, STD_CLAMP
 from model_export.samples import transaction_records
 from model_export.train import TrainConfig, fit_model, split_fit_validation
 
-__all__ = ["PREPROCESSING", "ArtifactError", "evaluate_artifact", "load_manifest", "train_and_export"]
+__all__ = [
+    "PREPROCESSING",
+    "ArtifactError",
+    "Trained",
+    "evaluate_artifact",
+    "load_manifest",
+    "prequential",
+    "prequential_folds",
+    "train_and_export",
+    "train_calibrated",
+]
 
 PREPROCESSING = (
     "All inside the ONNX graph, float32. Raw inputs are first clamped to their valid ranges "
@@ -67,27 +85,13 @@ def _say(message: str) -> None:
 def _baselines(
     train: pd.DataFrame, tests: dict[str, tuple[pd.DataFrame, bool]]
 ) -> dict[str, dict[str, dict[str, float | int]]]:
-    """Handbook baselines trained on the same rows (15 features, standardised), scored on each
+    """Handbook baselines (:mod:`model_export.baselines`) trained on the same rows, scored on each
     named test set (rows, CP@100 removes detected cards)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    X = feature_matrix(train).astype(np.float64)
-    y = train["TX_FRAUD"].to_numpy()
-    scaler = StandardScaler().fit(X)
-    models: dict[str, Any] = {"logistic_regression": LogisticRegression(max_iter=2000)}
-    try:
-        import xgboost
-
-        models["xgboost"] = xgboost.XGBClassifier(n_estimators=100, max_depth=6, random_state=0, n_jobs=2)
-    except ImportError:  # optional
-        pass
+    fitted = fit_baselines(train)
     out: dict[str, dict[str, dict[str, float | int]]] = {name: {} for name in tests}
-    for model_name, model in models.items():
-        model.fit(scaler.transform(X), y)
+    for model_name, scorer in fitted.items():
         for test_name, (test, remove_detected) in tests.items():
-            scores = model.predict_proba(scaler.transform(feature_matrix(test).astype(np.float64)))[:, 1]
-            out[test_name][model_name] = classification_metrics(test, scores, remove_detected=remove_detected)
+            out[test_name][model_name] = classification_metrics(test, scorer(test), remove_detected=remove_detected)
     return out
 
 
@@ -105,6 +109,55 @@ def _pick_golden(
         picks.append(rng.choice(pool, size=min(count, len(pool)), replace=False))
     chosen = np.sort(np.concatenate(picks))
     return test.iloc[chosen]
+
+
+@dataclass
+class Trained:
+    """A trained, calibrated model with the rows and statistics behind it."""
+
+    model: Any
+    result: Any
+    X: np.ndarray
+    y: np.ndarray
+    fit: np.ndarray
+    validation: np.ndarray
+    val_scores: dict[str, np.ndarray]
+    a: float
+    b: float
+    thresholds: dict[str, float]
+    ll_ref: dict[str, float]
+
+
+def train_calibrated(
+    train: pd.DataFrame,
+    config: TrainConfig,
+    seed: int = 42,
+    device: str = "auto",
+    progress: bool = True,
+    say: Any = None,
+) -> Trained:
+    """Fit on the training rows (less a stratified validation share), then calibrate (Platt),
+    set the risk thresholds and the log-likelihood reference on the validation rows."""
+    say = say or (lambda _m: None)
+    y = train["TX_FRAUD"].to_numpy()
+    X = feature_matrix(train)
+    fit, validation = split_fit_validation(y, config.validation_fraction, seed)
+    say(f"train: {len(fit)} fit rows, {len(validation)} validation rows, {int(y.sum())} frauds")
+    result = fit_model(X[fit], y[fit], X[validation], y[validation], config, seed, device, progress)
+    model = result.model.double()  # exported and scored in float64 (see FraudFlow.forward)
+    say(f"train: best step {result.best_step} of {result.steps_run}, {result.seconds:.0f} s")
+    with torch.no_grad():
+        h, _, _ = model.encode(torch.as_tensor(X[fit]).double())
+        model.term_mean.copy_(model.term_inputs(h).double().mean(0))
+    val_scores = model.score(X[validation])
+    a, b = calibrate.fit_platt(val_scores["fraud_logit"], y[validation])
+    model.calibration.copy_(torch.tensor([a, b]))
+    val_scores = model.score(X[validation])
+    thresholds = calibrate.risk_thresholds(
+        val_scores["fraud_probability"], y[validation], config.elevated_alert_rate, config.high_alert_rate
+    )
+    ll_ref = calibrate.ll_reference(val_scores["log_likelihood"][y[validation] == 0])
+    return Trained(model, result, X, y, fit, validation, val_scores, a, b, thresholds, ll_ref)
 
 
 def train_and_export(
@@ -132,25 +185,10 @@ def train_and_export(
     train, test = split.train, split.test
     if len(train) == 0 or train["TX_FRAUD"].sum() == 0:
         raise ValueError(f"the training period {dates.train_start}..{dates.train_end} has no rows or no frauds")
-    y = train["TX_FRAUD"].to_numpy()
-    X = feature_matrix(train)
-    fit, validation = split_fit_validation(y, config.validation_fraction, seed)
-    say(f"train: {len(fit)} fit rows, {len(validation)} validation rows, {int(y.sum())} frauds")
-    result = fit_model(X[fit], y[fit], X[validation], y[validation], config, seed, device, progress)
-    model = result.model.double()  # exported and scored in float64 (see FraudFlow.forward)
-    say(f"train: best step {result.best_step} of {result.steps_run}, {result.seconds:.0f} s")
-
-    with torch.no_grad():
-        h, _, _ = model.encode(torch.as_tensor(X[fit]).double())
-        model.term_mean.copy_(h.double().mean(0))
-    val_scores = model.score(X[validation])
-    a, b = calibrate.fit_platt(val_scores["fraud_logit"], y[validation])
-    model.calibration.copy_(torch.tensor([a, b]))
-    val_scores = model.score(X[validation])
-    thresholds = calibrate.risk_thresholds(
-        val_scores["fraud_probability"], y[validation], config.elevated_alert_rate, config.high_alert_rate
-    )
-    ll_ref = calibrate.ll_reference(val_scores["log_likelihood"][y[validation] == 0])
+    trained = train_calibrated(train, config, seed, device, progress, say)
+    model, result, fit, validation = trained.model, trained.result, trained.fit, trained.validation
+    X, y, val_scores = trained.X, trained.y, trained.val_scores
+    a, b, thresholds, ll_ref = trained.a, trained.b, trained.thresholds, trained.ll_ref
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -228,12 +266,12 @@ def train_and_export(
             "fraud_probability": ["N"],
             "log_likelihood": ["N"],
             "fraud_logit": ["N"],
-            "logit_terms": ["N", len(HEAD_TERMS)],
+            "logit_terms": ["N", len(model.term_names)],
         },
         "reasons": {
-            "terms": list(HEAD_TERMS),
+            "terms": list(model.term_names),
             "bias": model.terms_bias(),
-            "weights": [float(w) for w in model.head.weight[0].detach()],
+            "weights": [float(w) for w in model.term_weights().detach()],
             "note": "logit_terms[:, i] = weights[i] * (h_i - mean_i); fraud_logit = sum + bias",
         },
         "preprocessing": PREPROCESSING,
@@ -248,6 +286,7 @@ def train_and_export(
             "hidden_features": list(config.flow.hidden_features),
             "bins": config.flow.bins,
             "head_inputs": list(HEAD_TERMS),
+            "head_hidden": list(config.flow.head_hidden),
             "loss": f"BCE(head) + {config.nll_weight:g} * NLL(flow, legitimate rows) / 1",
             "parameters": sum(p.numel() for p in model.parameters()),
             "training": {**result.summary(), "seed": seed, "device": device},
@@ -295,28 +334,124 @@ def load_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
+def _flow_rows(
+    test: pd.DataFrame, probability: np.ndarray, log_likelihood: np.ndarray, bins: int = 15
+) -> dict[str, dict[str, Any]]:
+    flow = score_report(test, probability)
+    flow["ece"] = expected_calibration_error(test["TX_FRAUD"].to_numpy(), probability, bins)
+    anomaly = score_report(test, -log_likelihood)
+    return {"flow": flow, "flow_anomaly": anomaly}
+
+
 def evaluate_artifact(
     data: str | os.PathLike[str] | None,
     folder: str | os.PathLike[str],
     progress: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
+    baselines: bool = True,
+    keep_scores: bool = False,
 ) -> dict[str, Any]:
-    """Score the artifact's test period through onnxruntime; metrics of probability and -LL."""
+    """Score the artifact's test period through onnxruntime; in the same run, train the handbook
+    baselines on the artifact's training rows and score them on the same test rows.
+
+    ``rows`` maps ``flow`` (the probability), ``flow_anomaly`` (-log_likelihood) and each baseline
+    to AUC, AP, CP@100 and the recall per fraud scenario at 100 cards a day; ``flow`` also has
+    the expected calibration error (15 bins). ``keep_scores`` adds the raw scores (for plots).
+    """
     manifest = load_manifest(folder)
     info = manifest["training_data"]
     dates = SplitDates(info["train_start"], info["train_end"], info["delay_days"], info["test_start"], info["test_end"])
     say = _say if progress else (lambda _m: None)
     features, _ = features_for_file(resolve_data_path(data), cache_dir, progress=say)
-    test = make_split(features, dates).test
+    split = make_split(features, dates)
+    test = split.test
     started = time.perf_counter()
     scored = onnx_score(Path(folder) / manifest["model"]["file"], feature_matrix(test))
     seconds = time.perf_counter() - started
-    model = classification_metrics(test, scored["fraud_probability"])
-    anomaly = classification_metrics(test, -scored["log_likelihood"])
-    return {
+    rows = _flow_rows(test, scored["fraud_probability"], scored["log_likelihood"])
+    scores: dict[str, np.ndarray] = {
+        "flow": scored["fraud_probability"],
+        "flow_anomaly": -scored["log_likelihood"],
+    }
+    if baselines and test["TX_FRAUD"].nunique() == 2:
+        say("eval: training the baselines on the same training rows")
+        for name, scorer in fit_baselines(split.train).items():
+            scores[name] = scorer(test)
+            rows[name] = score_report(test, scores[name])
+    report: dict[str, Any] = {
         "model_version": manifest["model_version"],
         "dates": asdict(dates),
-        "test": model,
-        "anomaly_score_test": {k: anomaly[k] for k in ("roc_auc", "average_precision", "card_precision_at_100")},
+        "test": {**rows["flow"]},
+        "anomaly_score_test": {
+            k: rows["flow_anomaly"][k] for k in ("roc_auc", "average_precision", "card_precision_at_100")
+        },
+        "rows": rows,
+        "reliability": reliability_table(test["TX_FRAUD"].to_numpy(), scored["fraud_probability"]),
         "onnxruntime_seconds": round(seconds, 3),
     }
+    if keep_scores:
+        report["scores"] = scores
+        report["labels"] = test["TX_FRAUD"].to_numpy()
+        report["scenarios"] = test["TX_FRAUD_SCENARIO"].to_numpy()
+        report["log_likelihood"] = scored["log_likelihood"]
+    return report
+
+
+def prequential_folds(
+    first_test_start: str = "2018-08-08", folds: int = 4, days: int = 7, delay: int = 7
+) -> list[SplitDates]:
+    """Folds with test weeks ``first_test_start + 7 k`` (k < folds), each trained on the ``days``
+    days ending ``delay`` days before its test week."""
+    start = pd.Timestamp(first_test_start)
+    out = []
+    for k in range(folds):
+        test_start = start + pd.Timedelta(days=days * k)
+        train_start = test_start - pd.Timedelta(days=delay + days)
+
+        def fmt(t: pd.Timestamp) -> str:
+            return t.strftime("%Y-%m-%d")
+
+        out.append(
+            SplitDates(
+                fmt(train_start),
+                fmt(train_start + pd.Timedelta(days=days - 1)),
+                delay,
+                fmt(test_start),
+                fmt(test_start + pd.Timedelta(days=days - 1)),
+            )
+        )
+    return out
+
+
+def prequential(
+    data: str | os.PathLike[str] | None,
+    config: TrainConfig,
+    folds: list[SplitDates],
+    seed: int = 42,
+    device: str = "auto",
+    progress: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Train and score the flow (PyTorch, same code as the export) and the baselines per fold."""
+    torch.set_num_threads(max(1, int(os.environ.get("MODEL_EXPORT_THREADS", "1"))))
+    say = _say if progress else (lambda _m: None)
+    features, _ = features_for_file(resolve_data_path(data), cache_dir, progress=say)
+    per_fold = []
+    for dates in folds:
+        split = make_split(features, dates)
+        say(f"fold: train {dates.train_start}..{dates.train_end}, test {dates.test_start}..{dates.test_end}")
+        trained = train_calibrated(split.train, config, seed, device, progress, say)
+        scored = trained.model.score(feature_matrix(split.test))
+        rows = _flow_rows(split.test, scored["fraud_probability"], scored["log_likelihood"])
+        for name, scorer in fit_baselines(split.train).items():
+            rows[name] = score_report(split.test, scorer(split.test))
+        test_days = split.test["TX_DATETIME"].dt.normalize().nunique()
+        per_fold.append({"dates": asdict(dates), "test_days": int(test_days), "rows": rows})
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for name in per_fold[0]["rows"]:
+        summary[name] = {}
+        for key in ("roc_auc", "average_precision", "card_precision_at_100", "ece"):
+            values = [fold["rows"][name].get(key) for fold in per_fold]
+            if all(v is not None for v in values):
+                summary[name][key] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
+    return {"folds": per_fold, "summary": summary}

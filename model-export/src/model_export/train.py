@@ -87,8 +87,9 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
         raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
     flow = data.pop("flow", {})
     if isinstance(flow, dict):
-        if "hidden_features" in flow:
-            flow["hidden_features"] = tuple(flow["hidden_features"])
+        for key in ("hidden_features", "head_hidden"):
+            if key in flow:
+                flow[key] = tuple(flow[key])
         flow = FlowConfig(**flow)
     return TrainConfig(flow=flow, **data)
 
@@ -180,7 +181,10 @@ def fit_model(
     optimizer = torch.optim.AdamW(
         [
             {"params": model.flow.parameters(), "lr": config.learning_rate},
-            {"params": model.head.parameters(), "lr": config.head_learning_rate},
+            {
+                "params": list(model.head.parameters()) + (list(model.mlp.parameters()) if model.mlp else []),
+                "lr": config.head_learning_rate,
+            },
         ],
         weight_decay=config.weight_decay,
     )
@@ -242,13 +246,15 @@ def refit_head(model: FraudFlow, features: torch.Tensor, labels: torch.Tensor, l
     """Logistic regression of the labels on the (fixed) head inputs, in place, by L-BFGS."""
     with torch.no_grad():
         h = torch.cat([model.encode(features[i : i + 65536])[0] for i in range(0, len(features), 65536)])
+        # With an MLP head, the linear part is refitted with the MLP's output as a fixed offset.
+        offset = model.mlp(h).squeeze(-1) if model.mlp is not None else torch.zeros_like(labels)
     weight = model.head.weight.detach().clone().requires_grad_(True)
     bias = model.head.bias.detach().clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=500, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        logit = h @ weight[0] + bias[0]
+        logit = h @ weight[0] + bias[0] + offset
         loss = F.binary_cross_entropy_with_logits(logit, labels) + l2 * (weight**2).sum()
         loss.backward()
         return loss

@@ -9,7 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use fraudflow::config::Config;
+use fraudflow::error::ModelError;
+use fraudflow::features::{FEATURE_PATHS, FeatureRow};
+use fraudflow::manifest::Manifest;
+use fraudflow::model::{Predictions, Predictor};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -209,5 +216,166 @@ fn record_gets(chunk: &[u8], recorded: &Mutex<Vec<String>>) {
             let path = rest.split(' ').next().unwrap_or_default().to_owned();
             recorded.lock().unwrap().push(path);
         }
+    }
+}
+
+// ---- stand-in models -------------------------------------------------------------------
+
+pub fn manifest() -> Manifest {
+    let features: Vec<Value> = FEATURE_PATHS
+        .iter()
+        .map(|p| json!({"name": p, "path": p}))
+        .collect();
+    let text = json!({
+        "format_version": 1,
+        "model_version": "test-model",
+        "model": {"file": "model.onnx", "sha256": "0".repeat(64)},
+        "inputs": {"name": "features", "features": features},
+        "outputs": {"fraud_probability": "fraud_probability", "log_likelihood": "log_likelihood",
+                    "fraud_logit": "fraud_logit", "logit_terms": "logit_terms"},
+        "reasons": {"terms": ["amount", "terminal.risk_30d", "amount"]},
+        "risk_thresholds": {"elevated": 0.1, "high": 0.5},
+        "log_likelihood_reference": {"mean": -3.0, "std": 1.0}
+    });
+    Manifest::parse(text.to_string().as_bytes(), "test").expect("manifest")
+}
+
+/// Probability = amount / 1000, log-likelihood = -amount; amount 666 gives NaN.
+pub struct AmountModel {
+    pub delay: Duration,
+    pub calls: AtomicUsize,
+}
+
+impl AmountModel {
+    pub fn new(delay: Duration) -> Self {
+        Self {
+            delay,
+            calls: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Predictor for AmountModel {
+    fn predict(&self, rows: &[FeatureRow]) -> Result<Predictions, ModelError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(self.delay);
+        let amount = |r: &FeatureRow| if r[0] == 666.0 { f32::NAN } else { r[0] };
+        Ok(Predictions {
+            fraud_probability: rows.iter().map(|r| amount(r) / 1000.0).collect(),
+            log_likelihood: rows.iter().map(|r| -amount(r)).collect(),
+            fraud_logit: rows.iter().map(|r| r[0]).collect(),
+            logit_terms: rows.iter().flat_map(|r| [1.0, r[14] * 10.0, 0.5]).collect(),
+            term_count: 3,
+        })
+    }
+}
+
+pub struct FailingModel;
+impl Predictor for FailingModel {
+    fn predict(&self, _rows: &[FeatureRow]) -> Result<Predictions, ModelError> {
+        Err(ModelError::Inference("boom".into()))
+    }
+}
+
+pub struct PanickingModel;
+impl Predictor for PanickingModel {
+    fn predict(&self, _rows: &[FeatureRow]) -> Result<Predictions, ModelError> {
+        panic!("bug in the model layer")
+    }
+}
+
+pub fn tx(id: i64, amount: f64) -> Value {
+    json!({
+        "transaction_id": id, "timestamp": "2018-08-08T07:12:45Z", "customer_id": "c-1",
+        "terminal_id": "t-1", "amount": amount,
+        "customer": {"nb_tx_1d": 1, "avg_amount_1d": 50.0, "nb_tx_7d": 5, "avg_amount_7d": 50.0,
+                     "nb_tx_30d": 20, "avg_amount_30d": 50.0},
+        "terminal": {"nb_tx_1d": 3, "risk_1d": 0.0, "nb_tx_7d": 20, "risk_7d": 0.0,
+                     "nb_tx_30d": 80, "risk_30d": 0.25}
+    })
+}
+
+// ---- results destination and services for handler tests ---------------------------------
+
+/// A results destination that records what it got; it can refuse some messages or panic.
+#[derive(Default)]
+pub struct RecordingSink {
+    pub delivered: Mutex<Vec<fraudflow::sink::ResultMessage>>,
+    pub refuse: Vec<String>,
+    pub panic: bool,
+}
+
+impl fraudflow::sink::ResultsSink for RecordingSink {
+    fn deliver<'a>(
+        &'a self,
+        messages: &'a [fraudflow::sink::ResultMessage],
+    ) -> fraudflow::sink::DeliveryFuture<'a> {
+        Box::pin(async move {
+            assert!(!self.panic, "sink exploded");
+            messages
+                .iter()
+                .map(|message| {
+                    if self.refuse.contains(&message.source_id) {
+                        Err("queue refused the message".to_owned())
+                    } else {
+                        self.delivered.lock().unwrap().push(message.clone());
+                        Ok(())
+                    }
+                })
+                .collect()
+        })
+    }
+
+    fn describe(&self) -> String {
+        "recording sink".into()
+    }
+}
+
+/// A service around a stand-in model (no ORT), with optional sink and extra configuration.
+pub fn fake_service(
+    predictor: Option<Arc<dyn Predictor>>,
+    sink: Option<Arc<dyn fraudflow::sink::ResultsSink>>,
+    extra: &[(&str, &str)],
+) -> fraudflow::service::Service {
+    let mut vars: HashMap<String, String> = HashMap::new();
+    vars.insert("MODEL_URI".into(), "/nonexistent".into());
+    vars.insert(
+        "ORT_DYLIB_PATH".into(),
+        "/nonexistent/libonnxruntime.so".into(),
+    );
+    for (k, v) in extra {
+        vars.insert((*k).into(), (*v).into());
+    }
+    let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
+    let scorer = match predictor {
+        Some(predictor) => {
+            fraudflow::scoring::Scorer::with_model(fraudflow::scoring::LoadedModel {
+                predictor,
+                manifest: manifest(),
+            })
+        }
+        None => fraudflow::scoring::Scorer::new(),
+    };
+    fraudflow::service::Service::assemble(
+        config,
+        fraudflow::artifact::ArtifactStore::local_only(),
+        scorer,
+        sink,
+    )
+}
+
+pub fn event_file(name: &str) -> Value {
+    let path = repo_root().join("events").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Fails any batch holding an amount of 13 (as ORT would on a row it cannot compute).
+pub struct PickyModel;
+impl Predictor for PickyModel {
+    fn predict(&self, rows: &[FeatureRow]) -> Result<Predictions, ModelError> {
+        if rows.iter().any(|r| r[0] == 13.0) {
+            return Err(ModelError::Inference("cannot score amount 13".into()));
+        }
+        AmountModel::new(Duration::ZERO).predict(rows)
     }
 }
