@@ -95,17 +95,37 @@ def _baselines(
     return out
 
 
+#: Test-week transactions used by the repository's example events (events/*.json) and the e2e
+#: tests, which look their answers up in golden.json: always among the golden cases.
+EVENT_TRANSACTION_IDS: tuple[int, ...] = (
+    1239570,
+    1241133,
+    1241674,
+    1243077,
+    1243105,
+    1243320,
+    1245145,
+    1245766,
+    1246705,
+)
+
+
 def _pick_golden(
     test: pd.DataFrame, probabilities: np.ndarray, thresholds: dict[str, float], config: TrainConfig, seed: int
 ) -> pd.DataFrame:
-    """Seeded frauds and legitimate rows of the test set, away from the risk thresholds."""
+    """The event transactions, then seeded frauds and legitimate rows of the test set, away from
+    the risk thresholds, up to ``golden_fraud`` / ``golden_legit`` of each."""
     rng = np.random.default_rng(seed)
     margin = np.minimum(np.abs(probabilities - thresholds["elevated"]), np.abs(probabilities - thresholds["high"]))
     clear = margin > 1e-3
     labels = test["TX_FRAUD"].to_numpy()
-    picks = []
+    required = np.flatnonzero(test["TRANSACTION_ID"].isin(EVENT_TRANSACTION_IDS).to_numpy())
+    taken = np.zeros(len(test), dtype=bool)
+    taken[required] = True
+    picks = [required]
     for label, count in ((1, config.golden_fraud), (0, config.golden_legit)):
-        pool = np.flatnonzero(clear & (labels == label))
+        pool = np.flatnonzero(clear & (labels == label) & ~taken)
+        count = max(0, count - int((labels[required] == label).sum()))
         picks.append(rng.choice(pool, size=min(count, len(pool)), replace=False))
     chosen = np.sort(np.concatenate(picks))
     return test.iloc[chosen]

@@ -86,6 +86,10 @@ pub struct Moto {
 
 impl Moto {
     pub async fn start() -> Self {
+        Self::start_on(free_port()).await
+    }
+
+    pub async fn start_on(port: u16) -> Self {
         let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| {
             let venv = repo_root().join(".venv/bin/moto_server");
             if venv.exists() {
@@ -94,7 +98,6 @@ impl Moto {
                 "moto_server".into()
             }
         });
-        let port = free_port();
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -121,6 +124,17 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+pub fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+            aws_sdk_s3::config::Credentials::new("test", "test", None, None, "static"),
+        ))
+        .endpoint_url(endpoint)
+        .build()
 }
 
 pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
@@ -164,6 +178,11 @@ pub struct CountingProxy {
 
 impl CountingProxy {
     pub async fn start(upstream: &str) -> Self {
+        Self::start_slow(upstream, Duration::ZERO).await
+    }
+
+    /// As `start`, holding every response back by `delay` (a slow S3).
+    pub async fn start_slow(upstream: &str, delay: Duration) -> Self {
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -194,6 +213,7 @@ impl CountingProxy {
                         let _ = server_write.shutdown().await;
                     };
                     let responses = async {
+                        tokio::time::sleep(delay).await;
                         let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
                         let _ = client_write.shutdown().await;
                     };
