@@ -1,4 +1,4 @@
-"""The ``model-export`` command: features, train, eval, transactions, raw-sample."""
+"""The ``model-export`` command: features, train, eval, report, transactions, raw-sample."""
 
 from __future__ import annotations
 
@@ -156,6 +156,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from model_export.report import write_report
+
+    path = write_report(args.data, args.model, args.out, progress=not args.quiet)
+    total = sum(p.stat().st_size for p in path.parent.glob("*.png"))
+    print(f"wrote {path} and {len(list(path.parent.glob('*.png')))} PNGs ({total} bytes)")
+    return 0
+
+
 def cmd_transactions(args: argparse.Namespace) -> int:
     from model_export.samples import transaction_records, write_jsonl
 
@@ -222,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(run=cmd_eval)
+
+    report = commands.add_parser("report", help="write a Markdown report with PNG plots (same run as eval)")
+    _add_data(report)
+    report.add_argument("--model", default=str(repo_root() / "models" / "default"))
+    report.add_argument("--out", default=str(repo_root() / "docs" / "model-report"))
+    report.add_argument("--quiet", action="store_true")
+    report.set_defaults(run=cmd_report)
 
     transactions = commands.add_parser("transactions", help="write contract transactions as JSON Lines")
     _add_data(transactions)
