@@ -6,7 +6,7 @@ import pytest
 import torch
 import zuko
 
-from model_export.flow import HEAD_TERMS, FlowConfig, FraudFlow
+from model_export.flow import HEAD_TERMS, FlowConfig, FlowEnsemble, FraudFlow
 
 
 @pytest.mark.parametrize("features", [1, 2, 3])
@@ -43,7 +43,7 @@ def test_model_log_likelihood_is_the_flow_density(transforms: int) -> None:
 
 
 def test_logit_terms_sum_to_logit() -> None:
-    model = FraudFlow(FlowConfig(transforms=2, hidden_features=(8,), bins=4))
+    model = FraudFlow(FlowConfig(transforms=2, hidden_features=(8,), bins=4, head_hidden=()))
     features = torch.rand(64, 15) * 30
     model.preprocess.fit(features)
     with torch.no_grad():
@@ -62,3 +62,44 @@ def test_default_config_loads_and_rejects_unknown_keys() -> None:
     assert config.flow == FlowConfig() and config.steps == 3000
     with pytest.raises(ValueError, match="bogus"):
         load_config(default_config_path(), bogus=1)
+
+
+def _random_member(seed: int, features: torch.Tensor) -> FraudFlow:
+    torch.manual_seed(seed)
+    model = FraudFlow(FlowConfig(transforms=2, hidden_features=(8,), bins=4, head_hidden=(8,))).double()
+    model.preprocess.fit(features)
+    with torch.no_grad():
+        for p in model.mlp.parameters():  # the last layer starts at zero: make it non-trivial
+            p.normal_(0.0, 0.5)
+        model.term_mean.normal_()
+    return model
+
+
+def test_mlp_head_terms_sum_to_logit_with_an_interactions_term() -> None:
+    features = torch.rand(64, 15, dtype=torch.float64) * 30
+    model = _random_member(0, features)
+    assert model.term_names == (*HEAD_TERMS, "interactions")
+    with torch.no_grad():
+        _, _, logit, terms = model(features)
+        h, _, _ = model.encode(features)
+        linear, extra = model.head_logit(h)
+    assert terms.shape == (64, len(HEAD_TERMS) + 1)
+    assert extra is not None and extra.abs().max() > 0
+    assert torch.allclose(terms.sum(-1).double() + model.terms_bias(), logit.double(), atol=1e-5)
+    assert torch.allclose(logit.double(), linear + extra, atol=1e-5)
+
+
+def test_ensemble_is_mean_logit_and_mixture_density() -> None:
+    features = torch.rand(64, 15, dtype=torch.float64) * 30
+    members = [_random_member(seed, features) for seed in (1, 2, 3)]
+    ensemble = FlowEnsemble(members).double()
+    with torch.no_grad():
+        ensemble.calibration.copy_(torch.tensor([0.8, -2.0]))
+        probability, ll, logit, terms = ensemble(features)
+        outs = [m(features) for m in members]
+    mean_logit = torch.stack([o[2] for o in outs]).double().mean(0)
+    mixture = torch.logsumexp(torch.stack([o[1] for o in outs]).double(), 0) - torch.log(torch.tensor(3.0))
+    assert torch.allclose(logit.double(), mean_logit, atol=1e-5)
+    assert torch.allclose(ll.double(), mixture.double(), atol=1e-5)
+    assert torch.allclose(terms.sum(-1).double() + ensemble.terms_bias(), logit.double(), atol=1e-5)
+    assert torch.allclose(probability.double(), torch.sigmoid(0.8 * logit.double() - 2.0), atol=1e-6)

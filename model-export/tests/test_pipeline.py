@@ -54,7 +54,8 @@ def test_manifest_fields_and_hash(artifact: dict) -> None:
     assert [(f["name"], f["path"]) for f in manifest["inputs"]["features"]] == list(FEATURES)
     assert manifest["inputs"]["features"][1] == {"name": "weekend", "path": "timestamp.weekend"}
     assert manifest["outputs"] == {name: name for name in OUTPUT_NAMES}
-    assert manifest["reasons"]["terms"] == list(HEAD_TERMS)
+    assert manifest["reasons"]["terms"] == [*HEAD_TERMS, "interactions"]  # MLP head (default)
+    assert manifest["architecture"]["ensemble"] == 3
     assert manifest["calibration"]["method"] == "platt"
     thresholds = manifest["risk_thresholds"]
     assert 0.0 <= thresholds["elevated"] <= thresholds["high"] <= 1.0
@@ -100,7 +101,7 @@ def test_dynamic_batch(artifact: dict, batch: int) -> None:
     X[:, 1:3] = rng.integers(0, 2, size=(batch, 2))
     got = onnx_score(artifact["folder"] / "model.onnx", X)
     assert got["fraud_probability"].shape == (batch,)
-    assert got["logit_terms"].shape == (batch, len(HEAD_TERMS))
+    assert got["logit_terms"].shape == (batch, len(HEAD_TERMS) + 1)
     # the same rows one at a time give the same answers
     single = onnx_score(artifact["folder"] / "model.onnx", X[:1])
     np.testing.assert_allclose(single["fraud_probability"], got["fraud_probability"][:1], atol=1e-6)

@@ -40,6 +40,7 @@ __all__ = [
     "LL_CLAMP",
     "STD_CLAMP",
     "FlowConfig",
+    "FlowEnsemble",
     "FraudFlow",
     "Preprocess",
 ]
@@ -73,7 +74,7 @@ class FlowConfig:
     hidden_features: tuple[int, ...] = field(default_factory=lambda: (32, 32))
     bins: int = 8
     # Hidden sizes of an optional MLP head added to the linear head (empty: linear only).
-    head_hidden: tuple[int, ...] = ()
+    head_hidden: tuple[int, ...] = (32, 32)
 
 
 class Preprocess(nn.Module):
@@ -243,3 +244,47 @@ class FraudFlow(nn.Module):
             name: torch.cat([o[i] for o in outputs]).numpy() if outputs else np.zeros(0, np.float32)
             for i, name in enumerate(names)
         }
+
+
+class FlowEnsemble(nn.Module):
+    """``K`` hybrid models trained from different seeds on the same rows, as one graph.
+
+    ``fraud_logit`` is the members' mean logit (Platt-calibrated once, on the ensemble);
+    ``log_likelihood`` is the exact log-density of the equal-weight mixture of the members'
+    flows, ``logsumexp_k(ll_k) - log K``; ``logit_terms`` is the members' mean terms (same names),
+    so ``fraud_logit = sum(logit_terms) + bias`` still holds with the mean bias.
+    """
+
+    def __init__(self, members: list[FraudFlow]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config
+        self.register_buffer("calibration", torch.tensor([1.0, 0.0], dtype=members[0].calibration.dtype))
+
+    @property
+    def term_names(self) -> tuple[str, ...]:
+        return self.members[0].term_names
+
+    def term_weights(self) -> Tensor:
+        """The members' mean weights (documentation only: the terms are the members' mean terms)."""
+        return torch.stack([m.term_weights() for m in self.members]).mean(0)
+
+    def terms_bias(self) -> float:
+        return float(np.mean([m.terms_bias() for m in self.members]))
+
+    def forward(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        features = features.to(self.calibration.dtype)
+        logits, lls, terms = [], [], []
+        for member in self.members:
+            h, ll, logit = member.encode(features)
+            logits.append(logit)
+            lls.append(ll)
+            terms.append((member.term_inputs(h) - member.term_mean) * member.term_weights())
+        k = len(self.members)
+        logit = torch.stack(logits).mean(0)
+        ll = torch.logsumexp(torch.stack(lls), dim=0) - float(np.log(k))
+        term = torch.stack(terms).mean(0)
+        probability = torch.sigmoid(self.calibration[0] * logit + self.calibration[1])
+        return probability.float(), ll.float(), logit.float(), term.float()
+
+    score = FraudFlow.score

@@ -39,7 +39,7 @@ from model_export.export import (
     write_json,
 )
 from model_export.features import FEATURES, feature_matrix, features_for_file
-from model_export.flow import HEAD_TERMS, LL_CLAMP, STD_CLAMP
+from model_export.flow import HEAD_TERMS, LL_CLAMP, STD_CLAMP, FlowEnsemble
 from model_export.samples import transaction_records
 from model_export.train import TrainConfig, fit_model, split_fit_validation
 
@@ -70,7 +70,16 @@ PREPROCESSING = (
     "Jacobian of log1p and of the standardisation). The head is linear on h = [x, z, c, r, "
     f"clamp(log_likelihood, {LL_CLAMP[0]:g}, {LL_CLAMP[1]:g})]; fraud_probability = sigmoid(a * "
     "fraud_logit + b) (Platt). logit_terms[i] = w_i * (h_i - mean_i over the fit set), so "
-    "fraud_logit = sum(logit_terms) + reasons.bias."
+    "fraud_logit = sum(logit_terms) + reasons.bias. With an MLP head (architecture.head_hidden) "
+    "the logit is linear(h) + mlp(h) and the last term, interactions, is mlp(h) minus its fit-set "
+    "mean. With an ensemble (architecture.ensemble = K > 1) fraud_logit and logit_terms are the "
+    "means over the K members and log_likelihood = logsumexp_k(ll_k) - log K, the exact "
+    "log-density of the equal-weight mixture of the members' flows."
+)
+
+TERMS_NOTE = (
+    "logit_terms[:, i] = weights[i] * (h_i - mean_i) (ensemble: mean over members; interactions: "
+    "the MLP head's centred output, weight 1); fraud_logit = sum(logit_terms) + bias"
 )
 
 
@@ -163,12 +172,22 @@ def train_calibrated(
     X = feature_matrix(train)
     fit, validation = split_fit_validation(y, config.validation_fraction, seed)
     say(f"train: {len(fit)} fit rows, {len(validation)} validation rows, {int(y.sum())} frauds")
-    result = fit_model(X[fit], y[fit], X[validation], y[validation], config, seed, device, progress)
-    model = result.model.double()  # exported and scored in float64 (see FraudFlow.forward)
-    say(f"train: best step {result.best_step} of {result.steps_run}, {result.seconds:.0f} s")
-    with torch.no_grad():
-        h, _, _ = model.encode(torch.as_tensor(X[fit]).double())
-        model.term_mean.copy_(model.term_inputs(h).double().mean(0))
+    members, results = [], []
+    for k in range(max(1, config.ensemble)):
+        result = fit_model(X[fit], y[fit], X[validation], y[validation], config, seed + k, device, progress)
+        member = result.model.double()  # exported and scored in float64 (see FraudFlow.forward)
+        say(f"train: member {k}, best step {result.best_step} of {result.steps_run}, {result.seconds:.0f} s")
+        with torch.no_grad():
+            h, _, _ = member.encode(torch.as_tensor(X[fit]).double())
+            member.term_mean.copy_(member.term_inputs(h).double().mean(0))
+        members.append(member)
+        results.append(result)
+    model = members[0] if len(members) == 1 else FlowEnsemble(members).double()
+    result = results[0]
+    if len(results) > 1:
+        result.seconds = sum(r.seconds for r in results)
+        result.best_step = [r.best_step for r in results]  # type: ignore[assignment]
+        result.steps_run = [r.steps_run for r in results]  # type: ignore[assignment]
     val_scores = model.score(X[validation])
     a, b = calibrate.fit_platt(val_scores["fraud_logit"], y[validation])
     model.calibration.copy_(torch.tensor([a, b]))
@@ -221,7 +240,10 @@ def train_and_export(
 
     scored = onnx_score(onnx_path, X_test)
     metrics: dict[str, Any] = {
-        "test": classification_metrics(test, scored["fraud_probability"]),
+        "test": {
+            **score_report(test, scored["fraud_probability"]),
+            "ece": expected_calibration_error(test["TX_FRAUD"].to_numpy(), scored["fraud_probability"]),
+        },
         "anomaly_score_test": {
             k: v
             for k, v in classification_metrics(test, -scored["log_likelihood"]).items()
@@ -292,11 +314,15 @@ def train_and_export(
             "terms": list(model.term_names),
             "bias": model.terms_bias(),
             "weights": [float(w) for w in model.term_weights().detach()],
-            "note": "logit_terms[:, i] = weights[i] * (h_i - mean_i); fraud_logit = sum + bias",
+            "note": TERMS_NOTE,
         },
         "preprocessing": PREPROCESSING,
         "architecture": {
-            "kind": "hybrid conditional normalizing flow (Nalisnick et al. 2019) with a linear head",
+            "kind": "hybrid conditional normalizing flow (Nalisnick et al. 2019) with a linear"
+            + (" + MLP" if config.flow.head_hidden else "")
+            + " head"
+            + (f"; equal-weight ensemble of {config.ensemble} seeds" if config.ensemble > 1 else ""),
+            "ensemble": config.ensemble,
             "flow": "zuko NSF (masked autoregressive rational-quadratic splines)",
             "flow_features": 1,
             "flow_variables": ["log1p(amount), standardised"],
@@ -313,7 +339,14 @@ def train_and_export(
             "opset": 18,
         },
         "class_prior": float(y.mean()),
-        "calibration": {"method": "platt", "a": a, "b": b, "fitted_on": "validation"},
+        "calibration": {
+            "method": "platt",
+            "a": a,
+            "b": b,
+            "fitted_on": "validation",
+            "formula": "fraud_probability = sigmoid(a * fraud_logit + b), inside the graph",
+            "test_ece_15_bins": metrics["test"].get("ece"),
+        },
         "risk_thresholds": {
             **thresholds,
             "rule": f"risk_level = high if fraud_probability >= high, elevated if >= elevated, "

@@ -56,14 +56,20 @@ def _log_det(model_dir: Path, features: np.ndarray) -> np.ndarray | None:
         return None
     import torch
 
-    from model_export.flow import FraudFlow
+    from model_export.flow import FlowEnsemble, FraudFlow
     from model_export.train import load_config
 
     saved = torch.load(path, map_location="cpu", weights_only=False)
     config = saved["config"]
     flow_config = load_config(None, flow=dict(config["flow"])).flow
-    model = FraudFlow(flow_config).double()
-    model.load_state_dict(saved["state_dict"])
+    k = int(config.get("ensemble", 1))
+    if k > 1:
+        ensemble = FlowEnsemble([FraudFlow(flow_config) for _ in range(k)]).double()
+        ensemble.load_state_dict(saved["state_dict"])
+        model = ensemble.members[0]  # a mixture has no single log-det: the first member's
+    else:
+        model = FraudFlow(flow_config).double()
+        model.load_state_dict(saved["state_dict"])
     model.eval()
     out = []
     with torch.no_grad():
@@ -166,7 +172,7 @@ def write_report(
     log_det = _log_det(Path(__file__).resolve().parents[2] / "runs" / manifest["model_version"], feature_matrix(test))
     panels = [("log-likelihood", report["log_likelihood"])]
     if log_det is not None:
-        panels.append(("log|det dz/dx|", log_det))
+        panels.append(("log|det dz/dx| (member 0)", log_det))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 2.8), squeeze=False)
     for ax, (title, values) in zip(axes[0], panels, strict=True):
         lo, hi = np.percentile(values, [0.5, 99.9])

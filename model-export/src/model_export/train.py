@@ -45,7 +45,7 @@ class TrainConfig:
     steps: int = 3000
     batch_size: int = 4096
     learning_rate: float = 2e-3
-    head_learning_rate: float = 1e-2
+    head_learning_rate: float = 3e-3
     weight_decay: float = 1e-5
     nll_weight: float = 0.1
     # False: the head's loss also trains the flow (hybrid); True: the flow is a pure density model.
@@ -65,6 +65,9 @@ class TrainConfig:
     validation_fraction: float = 0.2
     elevated_alert_rate: float = 0.02
     high_alert_rate: float = 0.005
+    # Number of members trained from seeds seed, seed + 1, ... on the same fit rows and averaged
+    # in one graph (:class:`model_export.flow.FlowEnsemble`); 1: a single model.
+    ensemble: int = 3
     golden_legit: int = 45
     golden_fraud: int = 20
 
