@@ -16,7 +16,7 @@ ORT_DYLIB_PATH ?= $(firstword $(wildcard $(CURDIR)/$(VENV)/lib/python3*/site-pac
 export ORT_DYLIB_PATH
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help run test test-rust test-python test-e2e test-infra lint fmt setup setup-dev clean
+.PHONY: help run test test-rust test-python test-e2e test-infra bench lint fmt setup setup-dev clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,10 @@ test-e2e: $(VENV)/.dev ## End to end: local S3 + the function under `cargo lambd
 
 test-infra: ## Infra offline: SAM lint/validate, checkov, sam build + package check, deploy to moto
 	infra/test.sh -q
+
+bench: $(VENV)/.runtime ## Scoring benchmarks (criterion): JSON bytes -> answer at batch 1/16/256, ORT alone, heuristic
+	ORT_DYLIB_PATH="$$(ls $(CURDIR)/$(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n1)" \
+	  cargo bench -p fraudflow --bench scoring
 
 fmt: ## Format Rust and Python
 	cargo fmt --all

@@ -140,3 +140,20 @@ def test_eval_and_tampered_artifact(artifact: dict, tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="sha256"):
         load_manifest(bad)
     assert torch.get_num_threads() >= 1
+
+
+def test_eval_table_and_report(artifact: dict, tmp_path: Path) -> None:
+    from model_export.cli import format_table
+    from model_export.pipeline import evaluate_artifact
+    from model_export.report import write_report
+
+    report = evaluate_artifact(artifact["data"], artifact["folder"], progress=False, cache_dir=artifact["cache"])
+    assert {"flow", "flow_anomaly", "logistic_regression", "random_forest"} <= set(report["rows"])
+    assert 0.0 <= report["rows"]["flow"]["ece"] <= 1.0
+    table = format_table(report["rows"])
+    assert "flow probability (onnx)" in table and "random forest" in table
+    path = write_report(artifact["data"], artifact["folder"], tmp_path, progress=False, cache_dir=artifact["cache"])
+    text = path.read_text()
+    for name in ("roc-pr.png", "reliability.png", "scenario-recall.png", "log-likelihood-histograms.png"):
+        assert name in text
+        assert (tmp_path / name).stat().st_size < 150_000

@@ -361,3 +361,48 @@ fn probability(object: &Map<String, Value>, path: &str, key: &str) -> Result<f64
         )),
     }
 }
+
+/// Outcomes counted by kind, source, fallback reason and risk level (metrics and summaries).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutcomeCounts {
+    pub items: usize,
+    pub model_answers: usize,
+    pub heuristic_answers: usize,
+    pub errors: usize,
+    pub fallbacks: std::collections::BTreeMap<&'static str, usize>,
+    /// low, elevated, high
+    pub risk_levels: [usize; 3],
+}
+
+impl OutcomeCounts {
+    /// Count one outcome; returns its answer, if it is one.
+    pub fn add<'a>(&mut self, outcome: &'a Outcome) -> Option<&'a Answer> {
+        self.items += 1;
+        let Some(answer) = outcome.answer() else {
+            self.errors += 1;
+            return None;
+        };
+        match answer.source {
+            Source::Model => self.model_answers += 1,
+            Source::Heuristic => self.heuristic_answers += 1,
+        }
+        if let Some(reason) = answer.fallback_reason {
+            *self.fallbacks.entry(reason.as_str()).or_default() += 1;
+        }
+        let level = match answer.risk_level {
+            RiskLevel::Low => 0,
+            RiskLevel::Elevated => 1,
+            RiskLevel::High => 2,
+        };
+        self.risk_levels[level] += 1;
+        Some(answer)
+    }
+
+    pub fn answers(&self) -> usize {
+        self.model_answers + self.heuristic_answers
+    }
+
+    pub fn fallback(&self, reason: FallbackReason) -> usize {
+        self.fallbacks.get(reason.as_str()).copied().unwrap_or(0)
+    }
+}

@@ -160,10 +160,10 @@ async fn score(
             .observe(source, items, &outcomes, started.elapsed(), reference);
     tracing::info!(
         source = source.as_str(),
-        items = summary.items,
-        model = summary.model_answers,
-        heuristic = summary.heuristic_answers,
-        errors = summary.errors,
+        items = summary.counts.items,
+        model = summary.counts.model_answers,
+        heuristic = summary.counts.heuristic_answers,
+        errors = summary.counts.errors,
         elapsed_us = started.elapsed().as_micros() as u64,
         "scored"
     );

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::contract::{FallbackReason, Outcome, Source};
+use crate::contract::{FallbackReason, Outcome, OutcomeCounts};
 use crate::events::EventSource;
 use crate::service::LoadReport;
 
@@ -58,12 +58,7 @@ struct LowLikelihood {
 /// What one invocation produced, for the metrics line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvocationSummary {
-    pub items: usize,
-    pub model_answers: usize,
-    pub heuristic_answers: usize,
-    pub errors: usize,
-    pub fallbacks: BTreeMap<&'static str, usize>,
-    pub non_finite: usize,
+    pub counts: OutcomeCounts,
     pub log_likelihood_mean: Option<f64>,
     pub drift_score: Option<f64>,
 }
@@ -109,12 +104,7 @@ impl Telemetry {
         reference: Option<(f64, f64)>,
     ) -> (InvocationSummary, Vec<String>) {
         let mut summary = InvocationSummary {
-            items: outcomes.len(),
-            model_answers: 0,
-            heuristic_answers: 0,
-            errors: 0,
-            fallbacks: BTreeMap::new(),
-            non_finite: 0,
+            counts: OutcomeCounts::default(),
             log_likelihood_mean: None,
             drift_score: None,
         };
@@ -122,20 +112,9 @@ impl Telemetry {
         let mut model_version = None;
         let mut lows = Vec::new();
         for (item, outcome) in items.iter().zip(outcomes) {
-            let Some(answer) = outcome.answer() else {
-                summary.errors += 1;
+            let Some(answer) = summary.counts.add(outcome) else {
                 continue;
             };
-            match answer.source {
-                Source::Model => summary.model_answers += 1,
-                Source::Heuristic => summary.heuristic_answers += 1,
-            }
-            if let Some(reason) = answer.fallback_reason {
-                *summary.fallbacks.entry(reason.as_str()).or_default() += 1;
-                if reason == FallbackReason::NonFiniteOutput {
-                    summary.non_finite += 1;
-                }
-            }
             if let Some(ll) = answer.log_likelihood {
                 log_likelihoods.push(ll);
                 model_version.get_or_insert_with(|| answer.model_version.clone());
@@ -257,11 +236,11 @@ impl Telemetry {
             "FunctionName": self.function_name,
             "EventSource": source.as_str(),
             "Latency": elapsed.as_secs_f64() * 1e3,
-            "Items": summary.items,
-            "ModelAnswers": summary.model_answers,
-            "HeuristicAnswers": summary.heuristic_answers,
-            "ErrorItems": summary.errors,
-            "NonFiniteOutputs": summary.non_finite,
+            "Items": summary.counts.items,
+            "ModelAnswers": summary.counts.model_answers,
+            "HeuristicAnswers": summary.counts.heuristic_answers,
+            "ErrorItems": summary.counts.errors,
+            "NonFiniteOutputs": summary.counts.fallback(FallbackReason::NonFiniteOutput),
         });
         let mut put = |name: &str, unit: &str, value: Value| {
             metrics.push(json!({"Name": name, "Unit": unit}));
@@ -290,7 +269,7 @@ impl Telemetry {
             "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [["FunctionName"]], "Metrics": metrics}]
         });
         let mut lines = vec![document.to_string()];
-        for (reason, count) in &summary.fallbacks {
+        for (reason, count) in &summary.counts.fallbacks {
             lines.push(
                 json!({
                     "_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [{

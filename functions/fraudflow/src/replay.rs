@@ -3,24 +3,18 @@
 //! (`"label": {"fraud": 0|1}`, ignored by scoring), the ranking quality of the answers beside
 //! the heuristic's alone on the same transactions.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::contract::{Outcome, RiskLevel, Source, parse_transaction};
+use crate::contract::{Outcome, OutcomeCounts, parse_transaction};
 use crate::evaluation::{average_precision, percentile, roc_auc};
 use crate::heuristic;
 
 #[derive(Debug, Default)]
 pub struct Summary {
-    pub items: usize,
-    pub errors: usize,
-    pub model_answers: usize,
-    pub heuristic_answers: usize,
-    pub fallbacks: BTreeMap<&'static str, usize>,
-    pub risk_levels: [usize; 3],
+    pub counts: OutcomeCounts,
     request_latencies_us: Vec<f64>,
     request_sizes: Vec<usize>,
     labelled: Vec<Labelled>,
@@ -43,27 +37,12 @@ pub fn label_of(item: &Value) -> Option<bool> {
 impl Summary {
     /// Record one request: its items, their outcomes (same order) and how long it took.
     pub fn record(&mut self, items: &[Value], outcomes: &[Outcome], elapsed: Duration) {
-        self.items += outcomes.len();
         self.request_latencies_us.push(elapsed.as_secs_f64() * 1e6);
         self.request_sizes.push(outcomes.len());
         for (item, outcome) in items.iter().zip(outcomes) {
-            let Some(answer) = outcome.answer() else {
-                self.errors += 1;
+            let Some(answer) = self.counts.add(outcome) else {
                 continue;
             };
-            match answer.source {
-                Source::Model => self.model_answers += 1,
-                Source::Heuristic => self.heuristic_answers += 1,
-            }
-            if let Some(reason) = answer.fallback_reason {
-                *self.fallbacks.entry(reason.as_str()).or_default() += 1;
-            }
-            let level = match answer.risk_level {
-                RiskLevel::Low => 0,
-                RiskLevel::Elevated => 1,
-                RiskLevel::High => 2,
-            };
-            self.risk_levels[level] += 1;
             if let (Some(fraud), Ok(tx)) = (label_of(item), parse_transaction(item)) {
                 self.labelled.push(Labelled {
                     fraud,
@@ -72,10 +51,6 @@ impl Summary {
                 });
             }
         }
-    }
-
-    pub fn answers(&self) -> usize {
-        self.model_answers + self.heuristic_answers
     }
 
     /// (ROC AUC, AP) of the answers and of the heuristic alone, when labels allow.
@@ -100,21 +75,22 @@ impl Summary {
         let _ = writeln!(
             out,
             "scored {} transactions: {} answers ({} model, {} heuristic), {} errors",
-            self.items,
-            self.answers(),
-            self.model_answers,
-            self.heuristic_answers,
-            self.errors
+            self.counts.items,
+            self.counts.answers(),
+            self.counts.model_answers,
+            self.counts.heuristic_answers,
+            self.counts.errors
         );
-        let [low, elevated, high] = self.risk_levels;
+        let [low, elevated, high] = self.counts.risk_levels;
         let _ = writeln!(
             out,
             "  risk level        low {low}, elevated {elevated}, high {high}"
         );
-        let fallbacks = if self.fallbacks.is_empty() {
+        let fallbacks = if self.counts.fallbacks.is_empty() {
             "none".to_owned()
         } else {
-            self.fallbacks
+            self.counts
+                .fallbacks
                 .iter()
                 .map(|(reason, n)| format!("{reason} {n}"))
                 .collect::<Vec<_>>()

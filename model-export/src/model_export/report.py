@@ -86,6 +86,7 @@ def write_report(
     folder: str | os.PathLike[str],
     out: str | os.PathLike[str],
     progress: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write ``out/README.md`` and its PNGs; returns the Markdown path."""
     from sklearn.metrics import precision_recall_curve, roc_curve
@@ -99,7 +100,7 @@ def write_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(folder)
-    report = evaluate_artifact(data, folder, progress=progress, keep_scores=True)
+    report = evaluate_artifact(data, folder, progress=progress, cache_dir=cache_dir, keep_scores=True)
     labels, scores = report["labels"], report["scores"]
     rows = report["rows"]
     images: dict[str, str] = {}
@@ -111,11 +112,13 @@ def write_report(
         steps = [h["step"] for h in history]
         axes[0].plot(steps, [h["nll"] for h in history], label="train (batch, legitimate)")
         axes[0].plot(steps, [h["val_nll"] for h in history], label="validation (legitimate)")
-        axes[0].set(xlabel="step", ylabel="NLL per payment (model space)", title="flow NLL")
+        axes[0].set(xlabel="step", ylabel="NLL per payment (model space)", title="flow NLL (member 0)")
         axes[1].plot(steps, [h["bce"] for h in history], label="train (batch)")
         axes[1].plot(steps, [h["val_bce"] for h in history], label="validation")
         axes[1].set(xlabel="step", ylabel="BCE", title="head BCE")
         best = manifest["architecture"]["training"].get("best_step")
+        if isinstance(best, list):  # ensemble: the history is the first member's
+            best = best[0]
         for ax in axes:
             if best:
                 ax.axvline(best, color="grey", ls=":", lw=1, label=f"best step {best}")
@@ -167,7 +170,7 @@ def write_report(
     # 4. Histograms of the log-likelihood and log-det, legitimate vs fraud
     info = manifest["training_data"]
     dates = SplitDates(info["train_start"], info["train_end"], info["delay_days"], info["test_start"], info["test_end"])
-    features, _ = features_for_file(resolve_data_path(data))
+    features, _ = features_for_file(resolve_data_path(data), cache_dir)
     test = make_split(features, dates).test
     log_det = _log_det(Path(__file__).resolve().parents[2] / "runs" / manifest["model_version"], feature_matrix(test))
     panels = [("log-likelihood", report["log_likelihood"])]
@@ -175,7 +178,9 @@ def write_report(
         panels.append(("log|det dz/dx| (member 0)", log_det))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 2.8), squeeze=False)
     for ax, (title, values) in zip(axes[0], panels, strict=True):
-        lo, hi = np.percentile(values, [0.5, 99.9])
+        # range: each class's 1st-99.9th percentiles, so the (rare) frauds' tail is not clipped
+        lo = min(np.percentile(values[labels == c], 1) for c in (0, 1))
+        hi = max(np.percentile(values[labels == c], 99.9) for c in (0, 1))
         bins = np.linspace(lo, hi, 60)
         ax.hist(np.clip(values[labels == 0], lo, hi), bins=bins, density=True, alpha=0.6, label="legitimate")
         ax.hist(
@@ -186,7 +191,7 @@ def write_report(
             label="fraud",
             color=COLORS["flow"],
         )
-        ax.set(title=f"{title} (test week)", ylabel="density")
+        ax.set(title=f"{title} (test week)", ylabel="density", yscale="log")
         ax.legend(fontsize=7)
     images["histograms"] = _save(fig, out / "log-likelihood-histograms.png")
 
@@ -233,6 +238,20 @@ def write_report(
         "",
         "Recall sN: share of the scenario-N fraudulent payments whose card is among its day's 100 "
         "highest-scored cards (a card's score is its highest that day).",
+        "",
+    ]
+    t = manifest["risk_thresholds"]
+    cal = manifest["calibration"]
+    ref = manifest["log_likelihood_reference"]
+    lines += [
+        f"Calibration: Platt, a = {cal['a']:.4f}, b = {cal['b']:.4f} (fitted on the validation rows), "
+        f"in the graph. Risk thresholds (validation quantiles): elevated >= {t['elevated']:.4f} "
+        f"(alert rate {t['validation_alert_rate_elevated']:.3%}, precision "
+        f"{t['validation_precision_elevated']:.2f}, recall {t['validation_recall_elevated']:.2f}), "
+        f"high >= {t['high']:.4f} (alert rate {t['validation_alert_rate_high']:.3%}, precision "
+        f"{t['validation_precision_high']:.2f}, recall {t['validation_recall_high']:.2f}). "
+        f"Log-likelihood reference (validation legitimate): mean {ref['mean']:.3f}, std {ref['std']:.3f}, "
+        f"p01 {ref['p01']:.3f}, p50 {ref['p50']:.3f}.",
         "",
     ]
     captions = {
