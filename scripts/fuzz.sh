@@ -2,7 +2,8 @@
 # Fuzz event decoding for a bounded time (default 60 s): scripts/fuzz.sh [SECONDS]
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and nightly compiler flags: a nightly toolchain,
 # or RUSTC_BOOTSTRAP=1 on stable (what this script uses when no nightly is installed).
-# New interesting inputs land in fuzz/corpus/decode_event; crashes in fuzz/artifacts/.
+# The committed seed corpus (fuzz/corpus/decode_event) is read; new inputs land in the ignored
+# fuzz/corpus-found/, crashes in fuzz/artifacts/. Copy a crash into the seeds once it is fixed.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds="${1:-60}"
@@ -16,4 +17,5 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
 else
   export RUSTC_BOOTSTRAP=1
 fi
-cargo "${toolchain[@]}" fuzz run decode_event corpus/decode_event -- -max_total_time="$seconds" -rss_limit_mb=2048
+mkdir -p corpus-found
+cargo "${toolchain[@]}" fuzz run decode_event corpus-found corpus/decode_event -- -max_total_time="$seconds" -rss_limit_mb=2048

@@ -15,6 +15,10 @@ use fraudflow::service::Service;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+/// Per-request deadline of batch scoring unless one is set.
+const BATCH_DEADLINE: Duration = Duration::from_secs(60);
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
 #[derive(Args)]
 pub struct ScoreArgs {
     /// Model artifact: s3://bucket/prefix/ or a local folder [default: the bundled model]
@@ -29,7 +33,7 @@ pub struct ScoreArgs {
     /// Transactions per scoring request (1 measures real-time latency; larger is faster backfill)
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     batch_size: u32,
-    /// Per-request deadline in milliseconds before the heuristic answers [default: FRAUDFLOW_DEADLINE_MS or 200]
+    /// Per-request deadline in milliseconds before the heuristic answers [default: FRAUDFLOW_DEADLINE_MS, else 60000 for batch scoring]
     #[arg(long)]
     deadline_ms: Option<u64>,
     /// Fail instead of answering with the heuristic when the model cannot be loaded
@@ -42,11 +46,16 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
     if let Some(model) = args.model {
         config.model_uri = model;
     }
-    if let Some(ms) = args.deadline_ms {
-        config.request_budget = Duration::from_millis(ms);
+    match args.deadline_ms {
+        Some(ms) => config.request_budget = Duration::from_millis(ms),
+        // Backfill has nobody waiting on the line: a real-time budget would only push large
+        // batches to the heuristic.
+        None if std::env::var_os("FRAUDFLOW_DEADLINE_MS").is_none() => {
+            config.request_budget = BATCH_DEADLINE
+        }
+        None => {}
     }
     let reader = open_input(&args.input)?;
-    let mut writer = open_output(&args.output)?;
     let (service, load) = Service::start(config).await;
     match (&load.error, &load.model_version) {
         (Some(error), _) if args.require_model => bail!(
@@ -63,6 +72,8 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
         ),
         (None, None) => {}
     }
+    // Opened only now: a failed start must not truncate an existing output file.
+    let mut writer = open_output(&args.output)?;
 
     let progress = ProgressBar::new_spinner();
     progress.set_style(
@@ -75,25 +86,52 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let batch_size = args.batch_size as usize;
     let mut items: Vec<Value> = Vec::with_capacity(batch_size);
     let mut unparsable: Vec<(usize, String)> = Vec::new();
-    let mut lines = reader.lines().enumerate();
+    let mut lines = reader.split(b'\n').enumerate();
+    let mut read_error = None;
     loop {
         items.clear();
         unparsable.clear();
         for (number, line) in lines.by_ref() {
-            let line =
-                line.with_context(|| format!("reading line {} of {}", number + 1, args.input))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<Value>(&line) {
-                Ok(value) => items.push(value),
+            let mut line = match line {
+                Ok(line) => line,
                 Err(err) => {
-                    // Keep its place: an unparsable line still gets its own error line.
-                    unparsable.push((
-                        items.len(),
-                        format!("line {} is not JSON: {err}", number + 1),
-                    ));
-                    items.push(Value::Null);
+                    // Score what was read before the failure, then report it.
+                    read_error = Some(anyhow::Error::new(err).context(format!(
+                        "reading line {} of {}",
+                        number + 1,
+                        args.input
+                    )));
+                    break;
+                }
+            };
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            let text = if number == 0 {
+                line.strip_prefix(UTF8_BOM).unwrap_or(&line)
+            } else {
+                &line[..]
+            };
+            // Every line gets one output line, so output line N answers input line N.
+            if text.iter().all(u8::is_ascii_whitespace) {
+                unparsable.push((
+                    items.len(),
+                    format!(
+                        "line {} is empty; expected one transaction as JSON",
+                        number + 1
+                    ),
+                ));
+                items.push(Value::Null);
+            } else {
+                match serde_json::from_slice::<Value>(text) {
+                    Ok(value) => items.push(value),
+                    Err(err) => {
+                        unparsable.push((
+                            items.len(),
+                            format!("line {} is not JSON: {err}", number + 1),
+                        ));
+                        items.push(Value::Null);
+                    }
                 }
             }
             if items.len() == batch_size {
@@ -122,15 +160,36 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
         }
         summary.record(&items, &outcomes, elapsed);
         for outcome in &outcomes {
-            serde_json::to_writer(&mut writer, outcome).context("writing an answer")?;
-            writer.write_all(b"\n").context("writing an answer")?;
+            let written = serde_json::to_writer(&mut writer, outcome)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writer.write_all(b"\n"));
+            if let Err(err) = written {
+                if err.kind() == std::io::ErrorKind::BrokenPipe {
+                    // The reader went away (`| head`): stop quietly, as command-line tools do.
+                    progress.finish_and_clear();
+                    return Ok(());
+                }
+                return Err(anyhow::Error::new(err).context("writing an answer"));
+            }
         }
         progress.inc(outcomes.len() as u64);
+        if read_error.is_some() {
+            break;
+        }
     }
-    writer.flush().context("flushing the output")?;
+    match writer.flush() {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+        other => other.context("flushing the output")?,
+    }
     progress.finish_and_clear();
     eprint!("{}", summary.render());
-    Ok(())
+    match read_error {
+        Some(err) => Err(err.context(format!(
+            "{} lines were scored and written before it",
+            summary.counts.items
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn open_input(path: &str) -> anyhow::Result<Box<dyn BufRead>> {

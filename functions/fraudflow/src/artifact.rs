@@ -57,6 +57,14 @@ impl ArtifactLocation {
         }
     }
 
+    /// Where one file of the artifact lives, for messages.
+    pub fn file(&self, name: &str) -> String {
+        match self {
+            Self::Local(path) => path.join(name).display().to_string(),
+            Self::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}{name}"),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Self::Local(path) => path.display().to_string(),
@@ -136,7 +144,7 @@ impl ArtifactStore {
     pub async fn fetch(&self, location: &ArtifactLocation) -> Result<Artifact, ArtifactError> {
         let where_ = location.describe();
         let manifest_bytes = self.read(location, MANIFEST_FILE).await?;
-        let manifest = Manifest::parse(&manifest_bytes, &format!("{where_}{MANIFEST_FILE}"))?;
+        let manifest = Manifest::parse(&manifest_bytes, &location.file(MANIFEST_FILE))?;
         let model_bytes = self.read(location, &manifest.model.file).await?;
         verify_sha256(&model_bytes, &manifest.model.sha256)?;
         Ok(Artifact {

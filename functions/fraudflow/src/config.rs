@@ -17,6 +17,9 @@ pub struct Config {
     pub ort_threads: usize,
     /// `FRAUDFLOW_DEADLINE_MS`: the most a request may spend before the heuristic answers (default 200).
     pub request_budget: Duration,
+    /// `FRAUDFLOW_ASYNC_DEADLINE_MS`: the same for SQS and EventBridge events (default 10000),
+    /// where nobody waits on the line but a whole event of batches is scored at once.
+    pub async_budget: Duration,
     /// `FRAUDFLOW_DEADLINE_MARGIN_MS`: kept free before the Lambda deadline to send the answer (default 50).
     pub deadline_margin: Duration,
     /// `FRAUDFLOW_INIT_BUDGET_MS`: the most the cold start spends loading the model (default 8000;
@@ -51,6 +54,7 @@ pub enum ResultsDestination {
 
 pub const DEFAULT_REQUEST_BUDGET_MS: u64 = 200;
 pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 50;
+pub const DEFAULT_ASYNC_BUDGET_MS: u64 = 10_000;
 pub const DEFAULT_INIT_BUDGET_MS: u64 = 8000;
 
 impl Config {
@@ -136,6 +140,11 @@ impl Config {
             ort_dylib_path,
             ort_threads: positive(&lookup, "FRAUDFLOW_ORT_THREADS", 1)? as usize,
             request_budget: millis(&lookup, "FRAUDFLOW_DEADLINE_MS", DEFAULT_REQUEST_BUDGET_MS)?,
+            async_budget: millis(
+                &lookup,
+                "FRAUDFLOW_ASYNC_DEADLINE_MS",
+                DEFAULT_ASYNC_BUDGET_MS,
+            )?,
             deadline_margin: millis(
                 &lookup,
                 "FRAUDFLOW_DEADLINE_MARGIN_MS",

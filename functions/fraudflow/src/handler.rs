@@ -108,12 +108,13 @@ async fn dispatch(
     lambda_deadline: Option<SystemTime>,
 ) -> Result<Value, HandlerError> {
     let config = &service.config;
-    let deadline = request_deadline(
-        started,
-        config.request_budget,
-        lambda_deadline,
-        config.deadline_margin,
-    );
+    // A caller waits on direct and HTTP requests: the real-time budget. Queued events are scored
+    // a whole event at a time with nobody on the line: the larger asynchronous budget.
+    let budget = match source {
+        EventSource::Direct | EventSource::Http => config.request_budget,
+        EventSource::Sqs | EventSource::EventBridge => config.async_budget,
+    };
+    let deadline = request_deadline(started, budget, lambda_deadline, config.deadline_margin);
     let limits = &config.limits;
     match source {
         EventSource::Direct => Ok(match DirectRequest::decode(payload, limits) {

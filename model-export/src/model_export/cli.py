@@ -90,14 +90,17 @@ ROW_LABELS = {
 }
 
 
-def format_table(rows: dict[str, dict[str, Any]], spread: dict[str, dict[str, Any]] | None = None) -> str:
+def format_table(
+    rows: dict[str, dict[str, Any]], spread: dict[str, dict[str, Any]] | None = None, flow_label: str | None = None
+) -> str:
     """Side-by-side metrics; with ``spread`` (prequential summary) mean +- std instead."""
+    labels = {**ROW_LABELS, **({"flow": flow_label} if flow_label else {})}
     head = f"{'model':<26} {'AUC':>15} {'AP':>15} {'CP@100':>15} {'ECE':>8}"
     if spread is None:
         head += f" {'recall s1':>9} {'s2':>6} {'s3':>6}"
     lines = [head, "-" * len(head)]
     for name in rows:
-        label = ROW_LABELS.get(name, name)
+        label = labels.get(name, name)
         if spread is not None:
             cells = []
             for key in ("roc_auc", "average_precision", "card_precision_at_100"):
@@ -137,10 +140,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 f"fold train {d['train_start']}..{d['train_end']}  test {d['test_start']}..{d['test_end']}"
                 f" ({fold['test_days']} days with data)"
             )
-            print(format_table(fold["rows"]))
+            print(format_table(fold["rows"], flow_label="flow probability (torch)"))
             print()
         print(f"prequential, {len(result['folds'])} folds: mean +- std")
-        print(format_table(result["folds"][0]["rows"], result["summary"]))
+        print(format_table(result["folds"][0]["rows"], result["summary"], flow_label="flow probability (torch)"))
         return 0
     report = evaluate_artifact(args.data, args.model, progress=not args.quiet, baselines=not args.no_baselines)
     if args.json:

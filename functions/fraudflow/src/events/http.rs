@@ -11,6 +11,12 @@ use super::{DirectRequest, Limits, RequestError, RequestErrorCode};
 
 /// Decode the envelope and the body into a request, or the error the caller gets (400 / 413).
 pub fn decode(payload: Value, limits: &Limits) -> Result<DirectRequest, RequestError> {
+    if payload.get("version").and_then(Value::as_str) != Some("2.0") {
+        return Err(RequestError::new(
+            RequestErrorCode::InvalidEvent,
+            "API Gateway REST API events (payload format 1.0) are not supported: use an HTTP API or a Function URL (payload format 2.0)",
+        ));
+    }
     // Function URL events are the same payload format 2.0 as HTTP APIs.
     let request: ApiGatewayV2httpRequest = serde_json::from_value(payload).map_err(|err| {
         RequestError::new(

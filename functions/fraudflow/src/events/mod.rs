@@ -31,13 +31,18 @@ impl EventSource {
         let Some(object) = payload.as_object() else {
             return Self::Direct;
         };
+        // An SQS event always has records; an empty list is answered as an empty SQS event.
         let is_sqs = object
             .get("Records")
             .and_then(Value::as_array)
-            .and_then(|records| records.first())
-            .and_then(|record| record.get("eventSource"))
-            .and_then(Value::as_str)
-            == Some("aws:sqs");
+            .is_some_and(|records| {
+                records.is_empty()
+                    || records
+                        .first()
+                        .and_then(|r| r.get("eventSource"))
+                        .and_then(Value::as_str)
+                        == Some("aws:sqs")
+            });
         if is_sqs {
             return Self::Sqs;
         }
@@ -46,7 +51,10 @@ impl EventSource {
             .and_then(|context| context.get("http"))
             .is_some_and(Value::is_object)
             && object.get("version").and_then(Value::as_str) == Some("2.0");
-        if is_http {
+        // API Gateway REST APIs (payload 1.0) are recognised so they get a clear refusal.
+        let is_rest_api =
+            object.contains_key("httpMethod") && object.contains_key("requestContext");
+        if is_http || is_rest_api {
             return Self::Http;
         }
         if object.contains_key("detail-type")

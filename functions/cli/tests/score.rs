@@ -1,0 +1,157 @@
+//! `fraudflow score` as a user runs it: one output line per input line, whatever the line holds.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ort_dylib() -> String {
+    if let Ok(path) = std::env::var("ORT_DYLIB_PATH") {
+        return path;
+    }
+    let lib = repo().join(".venv/lib");
+    std::fs::read_dir(&lib)
+        .ok()
+        .and_then(|entries| {
+            entries.flatten().find_map(|python| {
+                let capi = python.path().join("site-packages/onnxruntime/capi");
+                std::fs::read_dir(capi)
+                    .ok()?
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("libonnxruntime.so."))
+                    })
+            })
+        })
+        .map(|p| p.display().to_string())
+        .expect("set ORT_DYLIB_PATH or run `make test`")
+}
+
+fn score(input: &[u8], extra: &[&str]) -> (i32, Vec<Value>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fraudflow"))
+        .args(["score", "--input", "-", "--output", "-"])
+        .args(extra)
+        .env("ORT_DYLIB_PATH", ort_dylib())
+        .env_remove("MODEL_URI")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run fraudflow");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    let answers = String::from_utf8(output.stdout)
+        .expect("utf8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each output line is JSON"))
+        .collect();
+    (
+        output.status.code().unwrap_or(-1),
+        answers,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn event(name: &str) -> String {
+    let value: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("events").join(name)).expect("event"),
+    )
+    .expect("json");
+    value.to_string()
+}
+
+#[test]
+fn every_input_line_gets_exactly_one_output_line_in_order() {
+    let good = event("direct-single.json");
+    let mut input = Vec::new();
+    input.extend_from_slice(b"\xef\xbb\xbf"); // a byte-order mark before the first line
+    input.extend_from_slice(good.as_bytes());
+    input.extend_from_slice(b"\n{not json\n\n\xff\xfe\n");
+    input.extend_from_slice(good.replace("\"amount\":94.0", "\"amount\":-1").as_bytes());
+    input.extend_from_slice(b"\r\n");
+    let (code, answers, stderr) = score(&input, &["--require-model", "--batch-size", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(answers.len(), 5, "{answers:?}");
+    assert_eq!(answers[0]["source"], "model");
+    assert_eq!(answers[0]["transaction_id"], 1243077);
+    assert_eq!(answers[1]["error"]["code"], "invalid_json");
+    assert_eq!(
+        answers[1]["error"]["message"],
+        "line 2 is not JSON: key must be a string at line 1 column 2"
+    );
+    assert_eq!(
+        answers[2]["error"]["message"],
+        "line 3 is empty; expected one transaction as JSON"
+    );
+    assert_eq!(answers[3]["error"]["code"], "invalid_json");
+    assert_eq!(answers[4]["error"]["field"], "amount");
+    assert_eq!(
+        answers[4]["error"]["message"],
+        "amount must be a finite number >= 0, got -1"
+    );
+    assert!(
+        stderr.contains("scored 5 transactions: 1 answers (1 model, 0 heuristic), 4 errors"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_model_that_cannot_load_fails_with_require_model_and_leaves_the_output_alone() {
+    let dir = std::env::temp_dir().join(format!("fraudflow-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let output = dir.join("answers.jsonl");
+    std::fs::write(&output, "previous answers\n").expect("write");
+    let status = Command::new(env!("CARGO_BIN_EXE_fraudflow"))
+        .args([
+            "score",
+            "--model",
+            dir.to_str().expect("utf8"),
+            "--input",
+            "-",
+            "--output",
+            output.to_str().expect("utf8"),
+            "--require-model",
+        ])
+        .env("ORT_DYLIB_PATH", ort_dylib())
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run");
+    assert_eq!(status.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "could not read {}",
+            dir.join("manifest.json").display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&output).expect("read"),
+        "previous answers\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn without_a_deadline_flag_large_batches_are_scored_by_the_model() {
+    let line = event("direct-single.json");
+    let input = format!("{}\n", vec![line; 3000].join("\n"));
+    let (code, answers, stderr) = score(input.as_bytes(), &["--batch-size", "3000"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(answers.len(), 3000);
+    assert!(answers.iter().all(|a| a["source"] == "model"), "{stderr}");
+}
