@@ -1,4 +1,4 @@
-//! The wire contract (../shared/CONTRACT.md): transactions in, answers or item errors out.
+//! The wire contract (docs/CONTRACT.md): transactions in, answers or item errors out.
 //!
 //! Validation reads a `serde_json::Value` field by field rather than deriving `Deserialize`, so
 //! every error names the exact field (`customer.nb_tx_7d`) and the value it got, and unknown

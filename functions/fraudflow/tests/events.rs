@@ -383,3 +383,19 @@ async fn huge_finite_amounts_get_a_finite_answer() {
     assert_eq!(answer["fallback_reason"], json!("non_finite_output"));
     assert!(answer["fraud_probability"].as_f64().expect("p").is_finite());
 }
+
+#[tokio::test]
+async fn an_empty_sqs_event_and_a_rest_api_event_get_clear_answers() {
+    let service = fake_service(model(), Some(Arc::new(RecordingSink::default())), &[]);
+    let empty = call(&service, json!({"Records": []})).await.expect("ok");
+    assert_eq!(empty, json!({"batchItemFailures": []}));
+    let rest = json!({"resource": "/score", "path": "/score", "httpMethod": "POST", "headers": {},
+                      "requestContext": {"resourcePath": "/score", "httpMethod": "POST"},
+                      "body": "{}", "isBase64Encoded": false});
+    let response = call(&service, rest).await.expect("ok");
+    assert_eq!(response["statusCode"], json!(400));
+    assert_eq!(
+        http_body(&response),
+        json!({"error": {"code": "invalid_event", "message": "API Gateway REST API events (payload format 1.0) are not supported: use an HTTP API or a Function URL (payload format 2.0)"}})
+    );
+}

@@ -40,7 +40,7 @@ _DATA_HELP = (
     "The data is the simulated card-transaction benchmark of the ULB/Worldline 'Reproducible "
     "Machine Learning for Credit Card Fraud Detection - Practical Handbook' "
     "(GitHub: Fraud-Detection-Handbook/simulated-data-raw), converted to one Parquet file; see "
-    "../shared/data/handbook-sim/README.md. Pass another file with --data PATH or the "
+    "docs/DATA.md in the repository. Pass another file with --data PATH or the "
     f"{DATA_ENV} environment variable (any Parquet file with the columns "
     f"{', '.join(REQUIRED_COLUMNS)}; samples/raw-sample.parquet is a small real sample)."
 )
