@@ -117,6 +117,19 @@ async fn a_slow_s3_never_makes_init_exceed_its_budget() {
     );
 }
 
+/// Handle one example event with the stand-in model and the given results destination.
+async fn handle_with_sink(
+    sink: Arc<dyn ResultsSink>,
+    event: &str,
+) -> Result<Value, fraudflow::handler::HandlerError> {
+    let service = fake_service(
+        Some(Arc::new(support::AmountModel::new(Duration::ZERO))),
+        Some(sink),
+        &[],
+    );
+    handle_payload(event_file(event), &service, Instant::now(), None).await
+}
+
 async fn sqs_messages(
     client: &aws_sdk_sqs::Client,
     url: &str,
@@ -158,14 +171,7 @@ async fn answers_reach_a_real_sqs_queue_and_an_eventbridge_bus() {
         client: sqs.clone(),
         queue_url: results_url.clone(),
     });
-    let service = fake_service(
-        Some(Arc::new(support::AmountModel::new(Duration::ZERO))),
-        Some(sink),
-        &[],
-    );
-    let response = handle_payload(event_file("sqs.json"), &service, Instant::now(), None)
-        .await
-        .expect("ok");
+    let response = handle_with_sink(sink, "sqs.json").await.expect("ok");
     assert_eq!(
         response,
         json!({"batchItemFailures": [{"itemIdentifier": "msg-3"}]})
@@ -203,14 +209,7 @@ async fn answers_reach_a_real_sqs_queue_and_an_eventbridge_bus() {
         client: sqs.clone(),
         queue_url: format!("{}/123456789012/nope", moto.endpoint),
     });
-    let service = fake_service(
-        Some(Arc::new(support::AmountModel::new(Duration::ZERO))),
-        Some(missing),
-        &[],
-    );
-    let response = handle_payload(event_file("sqs.json"), &service, Instant::now(), None)
-        .await
-        .expect("ok");
+    let response = handle_with_sink(missing, "sqs.json").await.expect("ok");
     assert_eq!(
         response,
         json!({"batchItemFailures": [{"itemIdentifier": "msg-3"}, {"itemIdentifier": "msg-1"}, {"itemIdentifier": "msg-2"}]})
