@@ -14,23 +14,7 @@ fn ort_dylib() -> String {
     if let Ok(path) = std::env::var("ORT_DYLIB_PATH") {
         return path;
     }
-    let lib = repo().join(".venv/lib");
-    std::fs::read_dir(&lib)
-        .ok()
-        .and_then(|entries| {
-            entries.flatten().find_map(|python| {
-                let capi = python.path().join("site-packages/onnxruntime/capi");
-                std::fs::read_dir(capi)
-                    .ok()?
-                    .flatten()
-                    .map(|e| e.path())
-                    .find(|p| {
-                        p.file_name()
-                            .and_then(|n| n.to_str())
-                            .is_some_and(|n| n.starts_with("libonnxruntime.so."))
-                    })
-            })
-        })
+    fraudflow::model::find_ort_in_venv(&repo().join(".venv"))
         .map(|p| p.display().to_string())
         .expect("set ORT_DYLIB_PATH or run `make test`")
 }

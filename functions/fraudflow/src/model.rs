@@ -82,6 +82,27 @@ pub fn ort_environment(
     })
 }
 
+/// The ONNX Runtime library inside a Python virtual environment made from the onnxruntime wheel
+/// (`<venv>/lib/python3.*/site-packages/onnxruntime/capi/libonnxruntime.so.*`), as `make` lays
+/// it out in `.venv`. Tests and tools use it when `ORT_DYLIB_PATH` is not set.
+pub fn find_ort_in_venv(venv: &std::path::Path) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(venv.join("lib"))
+        .ok()?
+        .flatten()
+        .find_map(|python| {
+            let capi = python.path().join("site-packages/onnxruntime/capi");
+            std::fs::read_dir(capi)
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("libonnxruntime.so."))
+                })
+        })
+}
+
 /// The exported flow, run by ONNX Runtime.
 pub struct OnnxModel {
     // rc.15's Session::run takes &mut self; a Mutex lets concurrent invocations share one session.

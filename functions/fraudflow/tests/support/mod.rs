@@ -36,21 +36,7 @@ pub fn ort_dylib() -> String {
     if let Ok(path) = std::env::var("ORT_DYLIB_PATH") {
         return path;
     }
-    let lib = repo_root().join(".venv/lib");
-    let found = std::fs::read_dir(&lib).ok().and_then(|entries| {
-        entries.flatten().find_map(|python| {
-            let capi = python.path().join("site-packages/onnxruntime/capi");
-            std::fs::read_dir(capi)
-                .ok()?
-                .flatten()
-                .map(|e| e.path())
-                .find(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("libonnxruntime.so."))
-                })
-        })
-    });
+    let found = fraudflow::model::find_ort_in_venv(&repo_root().join(".venv"));
     match found {
         Some(path) => path.display().to_string(),
         None => panic!(
