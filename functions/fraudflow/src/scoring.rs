@@ -115,11 +115,11 @@ impl Scorer {
                 tracing::error!(error = %join_error, "model inference panicked; heuristic answers");
                 fallback_all(txs, FallbackReason::ModelError)
             }
-            Ok(Ok(per_row)) => txs
+            Ok(Ok(inference)) => txs
                 .iter()
-                .zip(per_row)
-                .map(|(tx, prediction)| match prediction {
-                    Some(prediction) => model_answer(tx, &prediction, &model.manifest),
+                .enumerate()
+                .map(|(index, tx)| match inference.row(index) {
+                    Some((predictions, row)) => model_answer(tx, predictions, row, &model.manifest),
                     None => heuristic_answer(tx, FallbackReason::ModelError),
                 })
                 .collect(),
@@ -127,50 +127,59 @@ impl Scorer {
     }
 }
 
-/// One row's model outputs.
-struct RowPrediction {
-    probability: f32,
-    log_likelihood: f32,
-    terms: Vec<f32>,
+/// What the model returned: one batch, or (after a batch failure) one result per row.
+enum Inference {
+    Batch(Predictions),
+    RowByRow(Vec<Option<Predictions>>),
 }
 
-/// Predict the batch; if the batch call fails, score row by row so one bad row costs only its
-/// own answer (`model_error`), never its neighbours'. `None` marks a row the model failed on.
-fn predict_isolating_failures(
-    predictor: &dyn Predictor,
-    rows: &[FeatureRow],
-) -> Vec<Option<RowPrediction>> {
-    let split = |predictions: &Predictions, row: usize| RowPrediction {
-        probability: predictions.fraud_probability[row],
-        log_likelihood: predictions.log_likelihood[row],
-        terms: predictions.terms(row).to_vec(),
-    };
-    match predictor.predict(rows) {
-        Ok(predictions) => (0..rows.len())
-            .map(|row| Some(split(&predictions, row)))
-            .collect(),
-        Err(batch_error) if rows.len() > 1 => {
-            tracing::warn!(error = %batch_error, rows = rows.len(), "batch inference failed; retrying row by row");
-            rows.iter()
-                .map(|row| match predictor.predict(std::slice::from_ref(row)) {
-                    Ok(predictions) => Some(split(&predictions, 0)),
-                    Err(error) => {
-                        tracing::error!(%error, "inference failed for one row; heuristic answers it");
-                        None
-                    }
-                })
-                .collect()
-        }
-        Err(error) => {
-            tracing::error!(%error, "inference failed; heuristic answers");
-            vec![None]
+impl Inference {
+    /// The predictions holding transaction `index`, and its row in them; `None` if the model
+    /// failed on it.
+    fn row(&self, index: usize) -> Option<(&Predictions, usize)> {
+        match self {
+            Self::Batch(predictions) => (index < predictions.len()).then_some((predictions, index)),
+            Self::RowByRow(rows) => rows.get(index)?.as_ref().map(|p| (p, 0)),
         }
     }
 }
 
-fn model_answer(tx: &Transaction, prediction: &RowPrediction, manifest: &Manifest) -> Answer {
-    let probability = f64::from(prediction.probability);
-    let log_likelihood = f64::from(prediction.log_likelihood);
+/// Predict the batch; if the batch call fails, score row by row so one bad row costs only its
+/// own answer (`model_error`), never its neighbours'.
+fn predict_isolating_failures(predictor: &dyn Predictor, rows: &[FeatureRow]) -> Inference {
+    match predictor.predict(rows) {
+        Ok(predictions) => Inference::Batch(predictions),
+        Err(batch_error) => {
+            if rows.len() > 1 {
+                tracing::warn!(error = %batch_error, rows = rows.len(), "batch inference failed; retrying row by row");
+            }
+            let single = |row: &FeatureRow| match predictor.predict(std::slice::from_ref(row)) {
+                Ok(predictions) => Some(predictions),
+                Err(error) => {
+                    tracing::error!(%error, "inference failed for one row; heuristic answers it");
+                    None
+                }
+            };
+            match rows {
+                // A single row already failed: no retry.
+                [_] => {
+                    tracing::error!(error = %batch_error, "inference failed; heuristic answers");
+                    Inference::RowByRow(vec![None])
+                }
+                _ => Inference::RowByRow(rows.iter().map(single).collect()),
+            }
+        }
+    }
+}
+
+fn model_answer(
+    tx: &Transaction,
+    predictions: &Predictions,
+    row: usize,
+    manifest: &Manifest,
+) -> Answer {
+    let probability = f64::from(predictions.fraud_probability[row]);
+    let log_likelihood = f64::from(predictions.log_likelihood[row]);
     let finite =
         probability.is_finite() && (0.0..=1.0).contains(&probability) && log_likelihood.is_finite();
     if !finite {
@@ -186,7 +195,7 @@ fn model_answer(tx: &Transaction, prediction: &RowPrediction, manifest: &Manifes
         source: Source::Model,
         fallback_reason: None,
         model_version: manifest.model_version.clone(),
-        reasons: top_reasons(&prediction.terms, &manifest.reasons.terms),
+        reasons: top_reasons(predictions.terms(row), &manifest.reasons.terms),
     }
 }
 
