@@ -27,8 +27,11 @@ $(VENV)/.runtime: requirements/runtime.txt
 	$(VPY) -m pip install --quiet -r requirements/runtime.txt
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements/dev.txt model-export/pyproject.toml
-	$(VPY) -m pip install --quiet -r requirements/dev.txt -e "./model-export[dev]"
+# The lock pins every package and is installed without dependency resolution: see its header for
+# why (no triton, CPU xgboost: about 1.5 GB less on disk than resolving requirements/dev.txt).
+$(VENV)/.dev: $(VENV)/.runtime requirements/dev.lock model-export/pyproject.toml
+	$(VPY) -m pip install --quiet --no-deps -r requirements/dev.lock
+	$(VPY) -m pip install --quiet --no-deps -e ./model-export
 	touch $@
 
 setup: $(VENV)/.runtime ## Install what `make run` needs (ONNX Runtime library)
