@@ -51,7 +51,7 @@ test: $(VENV)/.dev lint test-rust test-python test-e2e test-infra ## Run every t
 lint: $(VENV)/.dev ## Formatting and lints: cargo fmt, clippy -D warnings, ruff
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	$(VENV)/bin/ruff check model-export tests
+	$(VENV)/bin/ruff check model-export tests bench
 
 test-rust: $(VENV)/.dev ## Rust unit and integration tests (golden vectors, local S3)
 	ORT_DYLIB_PATH="$$(ls $(CURDIR)/$(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n1)" \
@@ -67,9 +67,14 @@ test-e2e: $(VENV)/.dev ## End to end: local S3 + the function under `cargo lambd
 test-infra: ## Infra offline: SAM lint/validate, checkov, sam build + package check, deploy to moto
 	infra/test.sh -q
 
-bench: $(VENV)/.runtime ## Scoring benchmarks (criterion): JSON bytes -> answer at batch 1/16/256, ORT alone, heuristic
+# BENCH_ARGS=--quick for a short run of the cold-start / Python-peer driver.
+BENCH_ARGS ?=
+bench: $(VENV)/.dev ## Benchmarks: criterion (scoring), then cold start / latency / memory against a Python peer
 	ORT_DYLIB_PATH="$$(ls $(CURDIR)/$(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n1)" \
 	  cargo bench -p fraudflow --bench scoring
+	cargo build --release --quiet -p fraudflow-scorer
+	ORT_DYLIB_PATH="$$(ls $(CURDIR)/$(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n1)" \
+	  $(VPY) bench/coldstart.py --markdown out/bench-peer.md --json out/bench-peer.json $(BENCH_ARGS)
 
 fmt: ## Format Rust and Python
 	cargo fmt --all

@@ -2,7 +2,7 @@
 //! it against its manifest before anything uses it.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -17,6 +17,10 @@ pub struct Artifact {
     pub manifest: Manifest,
     pub model_bytes: Vec<u8>,
     pub location: String,
+    /// Time spent reading the manifest and the model (S3 GETs or local reads).
+    pub fetch_time: Duration,
+    /// Time spent checking the model's sha256 against the manifest.
+    pub verify_time: Duration,
 }
 
 /// Where to read an artifact from.
@@ -143,14 +147,18 @@ impl ArtifactStore {
     /// Fetch the manifest and the model, and verify the model against the manifest.
     pub async fn fetch(&self, location: &ArtifactLocation) -> Result<Artifact, ArtifactError> {
         let where_ = location.describe();
+        let started = Instant::now();
         let manifest_bytes = self.read(location, MANIFEST_FILE).await?;
         let manifest = Manifest::parse(&manifest_bytes, &location.file(MANIFEST_FILE))?;
         let model_bytes = self.read(location, &manifest.model.file).await?;
+        let fetched = Instant::now();
         verify_sha256(&model_bytes, &manifest.model.sha256)?;
         Ok(Artifact {
             manifest,
             model_bytes,
             location: where_,
+            fetch_time: fetched - started,
+            verify_time: fetched.elapsed(),
         })
     }
 }

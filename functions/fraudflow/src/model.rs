@@ -1,6 +1,7 @@
 //! The model runtime: the only module that talks to ONNX Runtime (`ort`, pinned to rc.15).
 
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
@@ -103,6 +104,15 @@ pub fn find_ort_in_venv(venv: &std::path::Path) -> Option<std::path::PathBuf> {
         })
 }
 
+/// Where a model load spent its time, for the cold-start log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadTimings {
+    /// Parsing and optimising the graph into a session.
+    pub session_build: Duration,
+    /// The one-row warm-up run.
+    pub warmup: Duration,
+}
+
 /// The exported flow, run by ONNX Runtime.
 pub struct OnnxModel {
     // rc.15's Session::run takes &mut self; a Mutex lets concurrent invocations share one session.
@@ -110,6 +120,7 @@ pub struct OnnxModel {
     input_name: String,
     output_names: OutputNames,
     term_count: usize,
+    load_timings: LoadTimings,
 }
 
 struct OutputNames {
@@ -139,8 +150,10 @@ impl OnnxModel {
         manifest: &Manifest,
         options: SessionOptions,
     ) -> Result<Self, ModelError> {
+        let started = Instant::now();
         let session = build_session(environment, model_bytes, options)
             .map_err(|err| ModelError::Session(err.to_string()))?;
+        let session_build = started.elapsed();
         let outputs = &manifest.outputs;
         let output_names = OutputNames {
             probability: outputs.fraud_probability.clone(),
@@ -177,16 +190,27 @@ impl OnnxModel {
         } else {
             0
         };
-        let model = Self {
+        let mut model = Self {
             session: Mutex::new(session),
             input_name: manifest.inputs.name.clone(),
             output_names,
             term_count,
+            load_timings: LoadTimings::default(),
         };
         // One warm-up row: ORT allocates and plans on the first run, which should be paid at
         // cold start, not by the first caller.
+        let warming = Instant::now();
         model.predict(&[[0.0; FEATURE_COUNT]])?;
+        model.load_timings = LoadTimings {
+            session_build,
+            warmup: warming.elapsed(),
+        };
         Ok(model)
+    }
+
+    /// How long building the session and the warm-up run took.
+    pub fn load_timings(&self) -> LoadTimings {
+        self.load_timings
     }
 }
 

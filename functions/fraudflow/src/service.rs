@@ -23,6 +23,26 @@ pub struct Service {
     pub telemetry: Telemetry,
 }
 
+/// Where a successful model load spent its time (the cold-start split in the "model loaded" log).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LoadPhases {
+    /// Reading the manifest and the model (S3 GETs or local reads).
+    pub fetch: Duration,
+    /// Checking the model's sha256.
+    pub verify: Duration,
+    /// Loading the ONNX Runtime library and its environment (once per process).
+    pub library: Duration,
+    /// Building the session (graph parsing and optimisation).
+    pub session_build: Duration,
+    /// The one-row warm-up run.
+    pub warmup: Duration,
+}
+
+/// Milliseconds with microsecond resolution, for logs.
+pub fn millis(duration: Duration) -> f64 {
+    duration.as_micros() as f64 / 1000.0
+}
+
 /// How a model load went, for logs and metrics.
 #[derive(Debug, Clone)]
 pub struct LoadReport {
@@ -151,10 +171,20 @@ pub async fn load_into(scorer: &Scorer, store: &ArtifactStore, config: &Config) 
     };
     let elapsed_ms = started.elapsed().as_millis();
     match result {
-        Ok(model) => {
+        Ok((model, phases)) => {
             let version = model.manifest.model_version.clone();
             scorer.install(model);
-            tracing::info!(location = %location_text, model_version = %version, elapsed_ms = elapsed_ms as u64, "model loaded");
+            tracing::info!(
+                location = %location_text,
+                model_version = %version,
+                elapsed_ms = elapsed_ms as u64,
+                fetch_ms = millis(phases.fetch),
+                verify_ms = millis(phases.verify),
+                library_ms = millis(phases.library),
+                session_build_ms = millis(phases.session_build),
+                warmup_ms = millis(phases.warmup),
+                "model loaded"
+            );
             LoadReport {
                 location: location_text,
                 model_version: Some(version),
@@ -177,7 +207,7 @@ pub async fn load_into(scorer: &Scorer, store: &ArtifactStore, config: &Config) 
 async fn fetch_and_build(
     store: &ArtifactStore,
     config: &Config,
-) -> Result<LoadedModel, ArtifactError> {
+) -> Result<(LoadedModel, LoadPhases), ArtifactError> {
     let location = ArtifactLocation::parse(&config.model_uri)?;
     let artifact = store.fetch(&location).await?;
     let dylib = config.ort_dylib_path.clone();
@@ -186,17 +216,28 @@ async fn fetch_and_build(
     };
     // Session building is CPU work (graph optimisation): keep it off the async workers.
     tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
         let environment = ort_environment(&dylib)?;
+        let library = started.elapsed();
         let model = OnnxModel::load(
             environment,
             &artifact.model_bytes,
             &artifact.manifest,
             options,
         )?;
-        Ok::<_, ArtifactError>(LoadedModel {
+        let timings = model.load_timings();
+        let phases = LoadPhases {
+            fetch: artifact.fetch_time,
+            verify: artifact.verify_time,
+            library,
+            session_build: timings.session_build,
+            warmup: timings.warmup,
+        };
+        let loaded = LoadedModel {
             predictor: Arc::new(model),
             manifest: artifact.manifest,
-        })
+        };
+        Ok::<_, ArtifactError>((loaded, phases))
     })
     .await
     .map_err(|err| ArtifactError::Model(ModelError::Worker(err.to_string())))?
