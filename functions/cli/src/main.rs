@@ -21,6 +21,11 @@ enum Command {
     Score(score::ScoreArgs),
 }
 
+// mimalloc: scoring allocates many small values per request (JSON, answers); glibc's malloc/free
+// took ~40% of a batch-256 profile, mimalloc cuts the request path by ~24% (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
