@@ -2,6 +2,7 @@
 //! to the heuristic item by item, and answer every item in order.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
@@ -18,6 +19,13 @@ use crate::model::{Predictions, Predictor};
 /// How many reasons an answer carries at most.
 pub const MAX_REASONS: usize = 3;
 
+/// Batches up to this size may run the model on the calling task (see [`Scorer`]).
+pub const INLINE_MAX_ROWS: usize = 64;
+/// The model runs inline only if the time left is at least this many times its recent worst call.
+pub const INLINE_HEADROOM: u32 = 50;
+/// ... and at least this much time is left.
+pub const INLINE_MIN_REMAINING: Duration = Duration::from_millis(20);
+
 /// A model ready to serve, with the manifest that describes it.
 pub struct LoadedModel {
     pub predictor: Arc<dyn Predictor>,
@@ -25,9 +33,18 @@ pub struct LoadedModel {
 }
 
 /// Holds the model once it is loaded; answers with the heuristic until then.
+///
+/// The deadline: a model call that might not fit runs on tokio's blocking pool under a timeout,
+/// so the heuristic can answer when the time is up. That hand-off costs two thread switches
+/// (~20-30 µs, most of a batch-1 request once the graph is small), so a small batch runs on the
+/// calling task instead when the model's recent worst call, times [`INLINE_HEADROOM`], still fits
+/// in the time left. A model that turns slow shows it on its next call (the worst call decays
+/// slowly) and goes back under the timeout; the first call, with no history, always does.
 #[derive(Default)]
 pub struct Scorer {
     model: OnceCell<Arc<LoadedModel>>,
+    /// Decaying maximum of recent model-call durations, in microseconds; 0 = no call yet.
+    recent_worst_us: Arc<AtomicU64>,
 }
 
 impl Scorer {
@@ -97,10 +114,27 @@ impl Scorer {
             return fallback_all(txs, FallbackReason::Deadline);
         }
         let rows: Vec<FeatureRow> = txs.iter().map(|tx| feature_row(tx)).collect();
+        if self.fits_inline(rows.len(), remaining) {
+            let inference = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                timed(&self.recent_worst_us, || {
+                    predict_isolating_failures(model.predictor.as_ref(), &rows)
+                })
+            }));
+            return match inference {
+                Ok(inference) => answers(txs, &inference, &model),
+                Err(_panic) => {
+                    tracing::error!("model inference panicked; heuristic answers");
+                    fallback_all(txs, FallbackReason::ModelError)
+                }
+            };
+        }
         let predictor = Arc::clone(&model.predictor);
+        let recent_worst = Arc::clone(&self.recent_worst_us);
         // ORT is synchronous; running it on the blocking pool lets the deadline fire while it runs.
         let inference = tokio::task::spawn_blocking(move || {
-            predict_isolating_failures(predictor.as_ref(), &rows)
+            timed(&recent_worst, || {
+                predict_isolating_failures(predictor.as_ref(), &rows)
+            })
         });
         match tokio::time::timeout(remaining, inference).await {
             Err(_elapsed) => {
@@ -115,16 +149,44 @@ impl Scorer {
                 tracing::error!(error = %join_error, "model inference panicked; heuristic answers");
                 fallback_all(txs, FallbackReason::ModelError)
             }
-            Ok(Ok(inference)) => txs
-                .iter()
-                .enumerate()
-                .map(|(index, tx)| match inference.row(index) {
-                    Some((predictions, row)) => model_answer(tx, predictions, row, &model.manifest),
-                    None => heuristic_answer(tx, FallbackReason::ModelError),
-                })
-                .collect(),
+            Ok(Ok(inference)) => answers(txs, &inference, &model),
         }
     }
+
+    /// Whether a batch of `rows` may run on the calling task with `remaining` time left.
+    fn fits_inline(&self, rows: usize, remaining: Duration) -> bool {
+        let worst_us = self.recent_worst_us.load(Ordering::Relaxed);
+        worst_us > 0
+            && rows <= INLINE_MAX_ROWS
+            && remaining >= INLINE_MIN_REMAINING
+            && remaining >= Duration::from_micros(worst_us).saturating_mul(INLINE_HEADROOM)
+    }
+}
+
+/// Run `call`, folding its duration into the decaying maximum `recent_worst_us` (a slow call
+/// counts at once; the memory of it halves over ~11 calls).
+fn timed<T>(recent_worst_us: &AtomicU64, call: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let result = call();
+    let took = u64::try_from(started.elapsed().as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let _ = recent_worst_us.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |worst| {
+        Some(took.max(worst - worst / 16))
+    });
+    result
+}
+
+/// One answer per transaction from a model run: the model's, or the heuristic's where the model
+/// failed on that row.
+fn answers(txs: &[&Transaction], inference: &Inference, model: &LoadedModel) -> Vec<Answer> {
+    txs.iter()
+        .enumerate()
+        .map(|(index, tx)| match inference.row(index) {
+            Some((predictions, row)) => model_answer(tx, predictions, row, &model.manifest),
+            None => heuristic_answer(tx, FallbackReason::ModelError),
+        })
+        .collect()
 }
 
 /// What the model returned: one batch, or (after a batch failure) one result per row.

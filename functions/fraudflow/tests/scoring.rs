@@ -221,3 +221,61 @@ fn a_second_model_never_replaces_the_first() {
     });
     assert!(!replaced);
 }
+
+/// Records the thread each call runs on; sleeps for `delay_ms` (changeable between calls).
+struct ThreadRecordingModel {
+    inner: AmountModel,
+    delay_ms: std::sync::atomic::AtomicU64,
+    threads: std::sync::Mutex<Vec<std::thread::ThreadId>>,
+}
+
+impl Predictor for ThreadRecordingModel {
+    fn predict(
+        &self,
+        rows: &[fraudflow::features::FeatureRow],
+    ) -> Result<fraudflow::model::Predictions, fraudflow::error::ModelError> {
+        if let Ok(mut threads) = self.threads.lock() {
+            threads.push(std::thread::current().id());
+        }
+        std::thread::sleep(Duration::from_millis(self.delay_ms.load(Ordering::SeqCst)));
+        self.inner.predict(rows)
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_fast_model_runs_inline_after_its_first_call_and_a_slow_one_goes_back_under_the_deadline()
+{
+    let model = Arc::new(ThreadRecordingModel {
+        inner: AmountModel::new(Duration::ZERO),
+        delay_ms: 0.into(),
+        threads: Default::default(),
+    });
+    let scorer = scorer(model.clone());
+    let here = std::thread::current().id();
+    for _ in 0..3 {
+        let outcomes = scorer.score_values(&[tx(1, 10.0)], far()).await;
+        assert_eq!(answer(&outcomes[0]).source, Source::Model);
+    }
+    let threads = model.threads.lock().expect("threads").clone();
+    // No history on the first call: blocking pool. Then the calling thread (no hand-off).
+    assert_ne!(threads[0], here);
+    assert_eq!(&threads[1..], &[here, here]);
+
+    // The model turns slow: the call that shows it runs inline (the documented cost), and the
+    // next one is back under the timeout: the heuristic answers at the deadline.
+    model.delay_ms.store(300, Ordering::SeqCst);
+    let outcomes = scorer.score_values(&[tx(2, 10.0)], far()).await;
+    assert_eq!(answer(&outcomes[0]).source, Source::Model);
+    let started = Instant::now();
+    let outcomes = scorer
+        .score_values(&[tx(3, 10.0)], started + Duration::from_millis(100))
+        .await;
+    assert!(started.elapsed() < Duration::from_millis(250));
+    assert_eq!(
+        answer(&outcomes[0]).fallback_reason,
+        Some(FallbackReason::Deadline)
+    );
+    let threads = model.threads.lock().expect("threads").clone();
+    assert_eq!(threads.len(), 5);
+    assert_ne!(threads[4], here);
+}
