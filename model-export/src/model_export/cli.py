@@ -1,4 +1,4 @@
-"""The ``model-export`` command: features, train, eval, report, transactions, raw-sample."""
+"""The ``model-export`` command: features, train, export, eval, report, graph-bench, transactions, raw-sample."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,19 @@ def _add_dates(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delay-days", type=int, default=defaults.delay_days)
     parser.add_argument("--test-start", default=defaults.test_start)
     parser.add_argument("--test-end", default=defaults.test_end)
+
+
+#: model_export.serving.PRECISIONS and DEFAULT_PRECISION (not imported: torch is slow to load)
+GRAPH_PRECISIONS = ("float32-heads", "float64", "mixed")
+
+
+def _add_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--graph-precision",
+        choices=GRAPH_PRECISIONS,
+        default=GRAPH_PRECISIONS[0],
+        help="float types inside the exported graph (model_export.serving.PRECISIONS)",
+    )
 
 
 def _dates(args: argparse.Namespace) -> SplitDates:
@@ -70,7 +84,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.steps is not None:
         config.steps = args.steps
     manifest = train_and_export(
-        args.data, config, args.out, _dates(args), seed=args.seed, device=args.device, progress=not args.quiet
+        args.data,
+        config,
+        args.out,
+        _dates(args),
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+        precision=args.graph_precision,
     )
     metrics = manifest["metrics"]
     print(f"model {manifest['model_version']} -> {args.out} ({manifest['model']['size_bytes']} bytes)")
@@ -78,6 +99,61 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(_metrics_line("test (-log_likelihood)", metrics["anomaly_score_test"]))
     for name, values in metrics.get("baselines_same_split", {}).items():
         print(_metrics_line(f"baseline {name}", values))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from model_export.pipeline import export_from_weights
+
+    given = {k: getattr(args, k) for k in ("train_start", "train_end", "delay_days", "test_start", "test_end")}
+    defaults = asdict(SplitDates())
+    # the weights' own dates unless the split is given
+    dates = (
+        SplitDates(**{k: defaults[k] if v is None else v for k, v in given.items()})
+        if any(v is not None for v in given.values())
+        else None
+    )
+    manifest = export_from_weights(
+        args.weights,
+        args.data,
+        args.out,
+        dates,
+        progress=not args.quiet,
+        baselines=not args.no_baselines,
+        precision=args.graph_precision,
+    )
+    metrics = manifest["metrics"]
+    print(
+        f"model {manifest['model_version']} -> {args.out} ({manifest['model']['size_bytes']} bytes, "
+        f"{manifest['graph']['nodes']} nodes)"
+    )
+    print(_metrics_line("test (probability)", metrics["test"]))
+    print(_metrics_line("test (-log_likelihood)", metrics["anomaly_score_test"]))
+    return 0
+
+
+def cmd_graph_bench(args: argparse.Namespace) -> int:
+    from model_export.evaluate import make_split
+    from model_export.export import records_matrix
+    from model_export.features import feature_matrix
+    from model_export.serving import format_benchmark, graph_benchmark
+
+    model_dir = Path(args.model)
+    if args.data:
+        features, _ = features_for_file(resolve_data_path(args.data), progress=lambda m: print(m, file=sys.stderr))
+        rows = feature_matrix(make_split(features, _dates(args)).test)[: args.rows]
+        source = f"{len(rows)} test-week rows"
+    else:
+        golden = json.loads((model_dir / "golden.json").read_text(encoding="utf-8"))
+        rows = records_matrix([case["transaction"] for case in golden["cases"]])
+        source = f"the {len(rows)} golden transactions"
+    paths = [model_dir / "model.onnx", *(Path(p) for p in args.against)]
+    results = [(str(path), graph_benchmark(path, rows, calls=args.calls, batch=args.batch)) for path in paths]
+    if args.json:
+        _print_json(dict(results))
+        return 0
+    print(f"onnxruntime, 1 intra-op thread, ORT_ENABLE_ALL, Python client; rows: {source}")
+    print(format_benchmark(results))
     return 0
 
 
@@ -216,8 +292,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     train.add_argument("--steps", type=int, default=None, help="override the config's step count")
+    _add_precision(train)
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(run=cmd_train)
+
+    export = commands.add_parser("export", help="rebuild model.onnx, manifest, golden from saved weights (no training)")
+    _add_data(export)
+    export.add_argument(
+        "--weights", default=str(repo_root() / "models" / "default" / "weights.pt"), help="saved weights (weights.pt)"
+    )
+    export.add_argument("--out", default=str(repo_root() / "models" / "default"), help="artifact folder to write")
+    _add_dates(export)
+    export.set_defaults(train_start=None, train_end=None, delay_days=None, test_start=None, test_end=None)
+    export.add_argument("--no-baselines", action="store_true", help="skip LR / RF / XGBoost in the manifest")
+    _add_precision(export)
+    export.add_argument("--quiet", action="store_true")
+    export.set_defaults(run=cmd_export)
 
     evaluate = commands.add_parser("eval", help="score the test period with onnxruntime; print metrics")
     _add_data(evaluate)
@@ -241,6 +331,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=str(repo_root() / "docs" / "model-report"))
     report.add_argument("--quiet", action="store_true")
     report.set_defaults(run=cmd_report)
+
+    bench = commands.add_parser("graph-bench", help="time model.onnx (and others) in onnxruntime, batch 1 and 256")
+    bench.add_argument("--model", default=str(repo_root() / "models" / "default"), help="artifact folder")
+    bench.add_argument("--against", nargs="*", default=[], help="other ONNX files to time in the same run")
+    bench.add_argument("--data", default=None, help="time on test-week rows of this Parquet file (default: golden)")
+    _add_dates(bench)
+    bench.add_argument("--rows", type=int, default=10000, help="with --data: number of test rows")
+    bench.add_argument("--calls", type=int, default=2000, help="single-row calls")
+    bench.add_argument("--batch", type=int, default=256)
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(run=cmd_graph_bench)
 
     transactions = commands.add_parser("transactions", help="write contract transactions as JSON Lines")
     _add_data(transactions)

@@ -35,6 +35,7 @@ __all__ = [
     "export_onnx",
     "extreme_transactions",
     "golden_document",
+    "graph_summary",
     "model_identity",
     "onnx_score",
     "records_matrix",
@@ -55,18 +56,28 @@ class ParityError(RuntimeError):
     """onnxruntime and PyTorch disagree beyond the tolerances."""
 
 
-def export_onnx(model: torch.nn.Module, path: str | os.PathLike[str]) -> Path:
-    """Export ``model`` (CPU, eval) to a self-contained ONNX file with a dynamic batch."""
+def export_onnx(
+    model: torch.nn.Module, path: str | os.PathLike[str], serving: bool = True, precision: str | None = None
+) -> Path:
+    """Export a trained :class:`FraudFlow` / :class:`FlowEnsemble` to a self-contained ONNX file
+    with a dynamic batch: its serving graph (:mod:`model_export.serving`, ~100 nodes; ``precision``
+    one of ``serving.PRECISIONS``, default ``serving.DEFAULT_PRECISION``) or, with
+    ``serving=False``, the training module as it is (~1,250 nodes, float64; for comparisons)."""
+    from model_export.serving import DEFAULT_PRECISION, build_serving_graph
+
     torch.distributions.Distribution.set_default_validate_args(False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = copy.deepcopy(model).cpu().eval()
+    if serving:
+        module: torch.nn.Module = build_serving_graph(model, precision or DEFAULT_PRECISION)
+    else:
+        module = copy.deepcopy(model).cpu().eval()
     example = torch.rand(4, len(FEATURE_NAMES)) * 10
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            model,
+            module,
             (example,),
             dynamo=True,
             opset_version=OPSET,
@@ -77,10 +88,21 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike[str]) -> Path:
         )
     program.save(str(path), external_data=False)
     proto = onnx.load(str(path))
-    proto.doc_string = "fraudflow conditional flow + calibrated linear head (model-export)"
+    proto.doc_string = "fraudflow conditional flow + calibrated heads (model-export" + (
+        ", serving graph: model_export.serving)" if serving else ", training module)"
+    )
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
     return path
+
+
+def graph_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Node count and operator histogram of an ONNX file."""
+    nodes = onnx.load(str(path)).graph.node
+    ops: dict[str, int] = {}
+    for node in nodes:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return {"nodes": len(nodes), "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0])))}
 
 
 def onnx_score(path: str | os.PathLike[str], features: np.ndarray, batch_size: int = 65536) -> dict[str, np.ndarray]:

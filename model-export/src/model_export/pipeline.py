@@ -33,31 +33,39 @@ from model_export.export import (
     export_onnx,
     extreme_transactions,
     golden_document,
+    graph_summary,
     model_identity,
     onnx_score,
     records_matrix,
     write_json,
 )
 from model_export.features import FEATURES, feature_matrix, features_for_file
-from model_export.flow import HEAD_TERMS, LL_CLAMP, STD_CLAMP, FlowEnsemble
+from model_export.flow import HEAD_TERMS, LL_CLAMP, STD_CLAMP, FlowEnsemble, FraudFlow
 from model_export.samples import transaction_records
-from model_export.train import TrainConfig, fit_model, split_fit_validation
+from model_export.serving import DEFAULT_PRECISION, PRECISION_NOTES
+from model_export.train import TrainConfig, fit_model, load_config, split_fit_validation
 
 __all__ = [
     "PREPROCESSING",
+    "WEIGHTS_FILE",
     "ArtifactError",
     "Trained",
     "evaluate_artifact",
+    "export_artifact",
+    "export_from_weights",
     "load_manifest",
+    "load_weights",
     "prequential",
     "prequential_folds",
+    "save_weights",
     "train_and_export",
     "train_calibrated",
 ]
 
 PREPROCESSING = (
-    "All inside the ONNX graph, float32. Raw inputs are first clamped to their valid ranges "
-    "(amount, counts, averages >= 0; weekend, night, risks in [0, 1]). "
+    "All inside the ONNX graph (float32 in and out; float types inside: graph.precision). Raw inputs are "
+    "first clamped to their valid ranges (amount, counts, averages >= 0; weekend, night, risks in "
+    "[0, 1]). "
     "x = log1p(amount). For each customer window w in 1, 7, 30 days the current payment is taken "
     "out: others_w = max(nb_tx_w - 1, 0), other_mean_w = max(nb_tx_w * avg_amount_w - amount, 0) "
     "/ others_w when others_w > 0 else 0. Context c (14) = [weekend, night, log1p(others_1d, _7d, "
@@ -190,13 +198,50 @@ def train_calibrated(
         result.steps_run = [r.steps_run for r in results]  # type: ignore[assignment]
     val_scores = model.score(X[validation])
     a, b = calibrate.fit_platt(val_scores["fraud_logit"], y[validation])
-    model.calibration.copy_(torch.tensor([a, b]))
+    model.calibration.copy_(torch.tensor([a, b], dtype=model.calibration.dtype))
     val_scores = model.score(X[validation])
     thresholds = calibrate.risk_thresholds(
         val_scores["fraud_probability"], y[validation], config.elevated_alert_rate, config.high_alert_rate
     )
     ll_ref = calibrate.ll_reference(val_scores["log_likelihood"][y[validation] == 0])
     return Trained(model, result, X, y, fit, validation, val_scores, a, b, thresholds, ll_ref)
+
+
+WEIGHTS_FILE = "weights.pt"
+
+
+def save_weights(
+    path: str | os.PathLike[str],
+    model: torch.nn.Module,
+    config: TrainConfig,
+    training: dict[str, Any],
+    seed: int,
+    dates: SplitDates,
+) -> Path:
+    """Save the calibrated PyTorch model with what :func:`export_from_weights` needs to rebuild
+    the artifact: the config, the training summary, the seed (validation split) and the dates."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {
+        "state_dict": state,
+        "config": asdict(config),
+        "training": training,
+        "seed": seed,
+        "dates": asdict(dates),
+    }
+    torch.save(payload, path)
+    return path
+
+
+def load_weights(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, TrainConfig, dict[str, Any]]:
+    """The calibrated model (float64, CPU, eval), its config and the whole saved payload."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
+    config = load_config(None, **payload["config"])
+    members = [FraudFlow(config.flow).double() for _ in range(max(1, config.ensemble))]
+    model: torch.nn.Module = members[0] if len(members) == 1 else FlowEnsemble(members).double()
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), config, payload
 
 
 def train_and_export(
@@ -210,28 +255,102 @@ def train_and_export(
     cache_dir: str | os.PathLike[str] | None = None,
     baselines: bool = True,
     keep_state: bool = True,
+    precision: str = DEFAULT_PRECISION,
 ) -> dict[str, Any]:
-    """Train, calibrate, export ``model.onnx``, ``manifest.json`` and ``golden.json`` into ``out``.
+    """Train, calibrate, export ``model.onnx``, ``manifest.json``, ``golden.json`` and
+    ``weights.pt`` into ``out``.
 
     Returns the manifest. Raises :class:`model_export.export.ParityError` when onnxruntime does
-    not reproduce PyTorch.
+    not reproduce PyTorch. ``keep_state`` also keeps the weights and the manifest in
+    ``model-export/runs/<model_version>/`` (git-ignored).
     """
     torch.set_num_threads(max(1, int(os.environ.get("MODEL_EXPORT_THREADS", "1"))))
     data_path = resolve_data_path(data)
     say = _say if progress else (lambda _m: None)
     features, digest = features_for_file(data_path, cache_dir, progress=say)
     split = make_split(features, dates)
-    train, test = split.train, split.test
-    if len(train) == 0 or train["TX_FRAUD"].sum() == 0:
+    if len(split.train) == 0 or split.train["TX_FRAUD"].sum() == 0:
         raise ValueError(f"the training period {dates.train_start}..{dates.train_end} has no rows or no frauds")
-    trained = train_calibrated(train, config, seed, device, progress, say)
-    model, result, fit, validation = trained.model, trained.result, trained.fit, trained.validation
+    trained = train_calibrated(split.train, config, seed, device, progress, say)
+    training = {**trained.result.summary(), "seed": seed, "device": device}
+    manifest = export_artifact(trained, config, training, features, digest, data_path, out, dates, seed, say, baselines)
+    if keep_state:
+        # The PyTorch weights, to regenerate golden cases from the same model (git-ignored).
+        state_dir = Path(__file__).resolve().parents[2] / "runs" / manifest["model_version"]
+        save_weights(state_dir / "model.pt", trained.model, config, training, seed, dates)
+        write_json(manifest, state_dir / "manifest.json")
+    return manifest
+
+
+def export_from_weights(
+    weights: str | os.PathLike[str],
+    data: str | os.PathLike[str] | None,
+    out: str | os.PathLike[str],
+    dates: SplitDates | None = None,
+    progress: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    baselines: bool = True,
+    precision: str = DEFAULT_PRECISION,
+) -> dict[str, Any]:
+    """Rebuild an artifact from saved weights (:func:`save_weights`, or ``runs/*/model.pt`` of
+    older runs): the same export, parity check, metrics (recomputed through onnxruntime),
+    manifest and golden cases as :func:`train_and_export`, without training. The validation
+    split, calibration, thresholds and log-likelihood reference come from the weights' seed and
+    calibrated model; ``dates`` default to the saved ones (else the handbook split)."""
+    torch.set_num_threads(max(1, int(os.environ.get("MODEL_EXPORT_THREADS", "1"))))
+    model, config, payload = load_weights(weights)
+    seed = int(payload.get("seed", 42))
+    if dates is None:
+        dates = SplitDates(**payload["dates"]) if "dates" in payload else SplitDates()
+    training = payload.get("training") or {"note": f"exported from {Path(weights).name}; no training summary saved"}
+    data_path = resolve_data_path(data)
+    say = _say if progress else (lambda _m: None)
+    features, digest = features_for_file(data_path, cache_dir, progress=say)
+    split = make_split(features, dates)
+    y = split.train["TX_FRAUD"].to_numpy()
+    X = feature_matrix(split.train)
+    fit, validation = split_fit_validation(y, config.validation_fraction, seed)
+    val_scores = model.score(X[validation])
+    a, b = (float(v) for v in model.calibration.detach().cpu())
+    thresholds = calibrate.risk_thresholds(
+        val_scores["fraud_probability"], y[validation], config.elevated_alert_rate, config.high_alert_rate
+    )
+    ll_ref = calibrate.ll_reference(val_scores["log_likelihood"][y[validation] == 0])
+    trained = Trained(model, None, X, y, fit, validation, val_scores, a, b, thresholds, ll_ref)
+    say(f"export: {Path(weights).name} ({len(fit)} fit rows, {len(validation)} validation rows)")
+    return export_artifact(
+        trained, config, training, features, digest, data_path, out, dates, seed, say, baselines, precision
+    )
+
+
+def export_artifact(
+    trained: Trained,
+    config: TrainConfig,
+    training: dict[str, Any],
+    features: pd.DataFrame,
+    digest: str,
+    data_path: Path,
+    out: str | os.PathLike[str],
+    dates: SplitDates,
+    seed: int,
+    say: Any,
+    baselines: bool = True,
+    precision: str = DEFAULT_PRECISION,
+) -> dict[str, Any]:
+    """Export the serving graph, check parity, score the test period through onnxruntime and
+    write ``model.onnx``, ``golden.json`` (expected values from PyTorch), ``manifest.json`` and
+    ``weights.pt`` into ``out``. Returns the manifest."""
+    split = make_split(features, dates)
+    train, test = split.train, split.test
+    model, fit, validation = trained.model, trained.fit, trained.validation
     X, y, val_scores = trained.X, trained.y, trained.val_scores
     a, b, thresholds, ll_ref = trained.a, trained.b, trained.thresholds, trained.ll_ref
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    onnx_path = export_onnx(model, out / "model.onnx")
+    onnx_path = export_onnx(model, out / "model.onnx", precision=precision)
+    graph = graph_summary(onnx_path)
+    say(f"export: serving graph of {graph['nodes']} nodes ({precision})")
     X_test = feature_matrix(test)
     extremes = extreme_transactions()
     parity_rows = np.concatenate([X_test, X[validation], records_matrix(extremes)])
@@ -335,7 +454,7 @@ def train_and_export(
             "head_hidden": list(config.flow.head_hidden),
             "loss": f"BCE(head) + {config.nll_weight:g} * NLL(flow, legitimate rows) / 1",
             "parameters": sum(p.numel() for p in model.parameters()),
-            "training": {**result.summary(), "seed": seed, "device": device},
+            "training": training,
             "opset": 18,
         },
         "class_prior": float(y.mean()),
@@ -356,14 +475,16 @@ def train_and_export(
         "log_likelihood_reference": {**ll_ref, "computed_on": "validation legitimate"},
         "metrics": metrics,
         "export_parity": parity,
+        "graph": {
+            "builder": "model_export.serving.ServingGraph (the training module's computation, batched)",
+            "nodes": graph["nodes"],
+            "ops": graph["ops"],
+            "precision": precision,
+            "precision_note": PRECISION_NOTES[precision],
+        },
     }
     write_json(manifest, out / "manifest.json")
-    if keep_state:
-        # The PyTorch weights, to regenerate golden cases from the same model (git-ignored).
-        state_dir = Path(__file__).resolve().parents[2] / "runs" / manifest["model_version"]
-        state_dir.mkdir(parents=True, exist_ok=True)
-        torch.save({"state_dict": model.state_dict(), "config": asdict(config)}, state_dir / "model.pt")
-        write_json(manifest, state_dir / "manifest.json")
+    save_weights(out / WEIGHTS_FILE, model, config, training, seed, dates)
     return manifest
 
 
