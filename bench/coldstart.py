@@ -57,9 +57,11 @@ FIRST_EVENT = REPO / "events" / "direct-single.json"
 SAMPLES = REPO / "samples" / "test-days.jsonl.gz"
 TARGET_COLD_MS = 60.0
 TARGET_RATIO = {"cold": 10.0, "latency": 10.0, "rss": 3.0}
+# Rows starting with "- " detail the row above them and are not part of the sum.
+FETCH_ROW = "S3 fetch + sha256 verify (Rust: ONNX Runtime library load in parallel)"
 PHASES = ["process start (exec -> main or handler module)", "imports (numpy, onnxruntime, boto3)",
-          "config, logging, AWS SDK set-up", "S3 fetch (manifest + model)", "sha256 verify",
-          "ONNX Runtime library load", "session build", "warm-up row", "after init -> first /next",
+          "config, logging, AWS SDK set-up", FETCH_ROW, "- S3 fetch (manifest + model)", "- sha256 verify",
+          "- ONNX Runtime library load", "session build", "warm-up row", "after init -> first /next",
           "first invocation", "total"]
 
 
@@ -337,22 +339,30 @@ def peer_init(log: str) -> dict:
 
 
 def split(fn: Function, start: Start) -> dict[str, float]:
-    """Where a cold start's time went, in ms (phases sum to the total)."""
+    """Where a cold start's time went, in ms (the phases not starting with "- " sum to the total)."""
     to_next = (start.first_next - start.spawn) * 1e3
     first = (start.done - start.handed) * 1e3
     if fn.key == "rust":
         loaded, init = log_fields(start.log, "model loaded"), log_fields(start.log, "init done")
         phases = {k: float(loaded[k + "_ms"]) for k in ("fetch", "verify", "library", "session_build", "warmup")}
+        # The library loads while the artifact is fetched and verified: that stretch costs the
+        # longer of the two.
+        overlapped = max(phases["fetch"] + phases["verify"], phases["library"])
+        serial = overlapped + phases["session_build"] + phases["warmup"]
         return {"process start (exec -> main or handler module)": to_next - init["init_ms"],
-                "config, logging, AWS SDK set-up": init["init_ms"] - sum(phases.values()),
-                "S3 fetch (manifest + model)": phases["fetch"], "sha256 verify": phases["verify"],
-                "ONNX Runtime library load": phases["library"], "session build": phases["session_build"],
+                "config, logging, AWS SDK set-up": init["init_ms"] - serial,
+                FETCH_ROW: overlapped,
+                "- S3 fetch (manifest + model)": phases["fetch"],
+                "- sha256 verify": phases["verify"],
+                "- ONNX Runtime library load": phases["library"],
+                "session build": phases["session_build"],
                 "warm-up row": phases["warmup"], "first invocation": first, "total": start.total_ms}
     t = peer_init(start.log)
     return {"process start (exec -> main or handler module)": (t["t_start"] - start.spawn) * 1e3,
             "imports (numpy, onnxruntime, boto3)": (t["t_imported"] - t["t_start"]) * 1e3,
             "config, logging, AWS SDK set-up": t["client_ms"],
-            "S3 fetch (manifest + model)": t["fetch_ms"], "sha256 verify": t["verify_ms"],
+            FETCH_ROW: t["fetch_ms"] + t["verify_ms"],
+            "- S3 fetch (manifest + model)": t["fetch_ms"], "- sha256 verify": t["verify_ms"],
             "session build": t["session_build_ms"], "warm-up row": t["warmup_ms"],
             "after init -> first /next": (start.first_next - t["t_ready"]) * 1e3,
             "first invocation": first, "total": start.total_ms}
@@ -537,8 +547,8 @@ def render(results: dict, agreement: dict, args, scored: int) -> str:
     ]
     out = ["| " + " | ".join(row) + " |" for row in rows]
     out.append("")
-    out.append("Cold-start split, median of each phase over the starts (ms; the phases of one start sum to its "
-               "total, the medians need not):")
+    out.append("Cold-start split, median of each phase over the starts (ms; the phases of one start, less the "
+               "'- ' rows that detail the row above them, sum to its total; the medians need not):")
     out.append("")
     out.append("| phase | Rust, warm cache | Rust, cold cache | Python, warm cache | Python, cold cache |")
     out.append("|---|---|---|---|---|")

@@ -16,7 +16,7 @@ static SERVICE: OnceCell<Service> = OnceCell::const_new();
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let started = Instant::now();
     lambda_runtime::tracing::init_default_subscriber();
