@@ -6,7 +6,14 @@ import pytest
 import torch
 import zuko
 
-from model_export.flow import HEAD_TERMS, FlowConfig, FlowEnsemble, FraudFlow
+from model_export.flow import (
+    ATTRIBUTION_STEPS,
+    HEAD_TERMS,
+    FlowConfig,
+    FlowEnsemble,
+    FraudFlow,
+    mlp_input_gradient,
+)
 
 
 @pytest.mark.parametrize("features", [1, 2, 3])
@@ -103,3 +110,30 @@ def test_ensemble_is_mean_logit_and_mixture_density() -> None:
     assert torch.allclose(ll.double(), mixture.double(), atol=1e-5)
     assert torch.allclose(terms.sum(-1).double() + ensemble.terms_bias(), logit.double(), atol=1e-5)
     assert torch.allclose(probability.double(), torch.sigmoid(0.8 * logit.double() - 2.0), atol=1e-6)
+
+
+def test_mlp_share_goes_to_its_inputs_by_integrated_gradients() -> None:
+    features = torch.rand(64, 15, dtype=torch.float64) * 30
+    model = _random_member(4, features)
+    with torch.no_grad():
+        h, _, logit = model.encode(features)
+        terms = model.logit_terms(h)
+    # the closed-form gradient is autograd's
+    h_grad = h.clone().requires_grad_(True)
+    (autograd,) = torch.autograd.grad(model.mlp(h_grad).sum(), h_grad)
+    assert torch.allclose(mlp_input_gradient(model.mlp, h), autograd, atol=1e-12)
+    # each input's term = (linear weight) * delta_i + mean of the MLP's gradients on the path from
+    # the baseline (term_mean) to h, times delta_i; interactions = mlp(h) - mlp(baseline) - shares
+    base = model.term_mean[:-1]
+    delta = h - base
+    steps = [(k + 0.5) / ATTRIBUTION_STEPS for k in range(ATTRIBUTION_STEPS)]
+    points = [(base + s * delta).requires_grad_(True) for s in steps]
+    grads = [torch.autograd.grad(model.mlp(p).sum(), p)[0] for p in points]
+    share = torch.stack(grads).mean(0) * delta
+    assert torch.allclose(terms[:, :-1], model.head.weight[0] * delta + share, atol=1e-10)
+    with torch.no_grad():
+        moved = model.mlp(h)[:, 0] - model.mlp(base[None])[0, 0]
+    assert torch.allclose(terms[:, -1], moved - share.sum(-1), atol=1e-10)
+    # the shares explain most of the MLP's output, and the terms still sum to the logit
+    assert terms[:, -1].abs().mean() < 0.2 * moved.abs().mean()
+    assert torch.allclose(terms.sum(-1) + model.terms_bias(), logit, atol=1e-10)

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from model_export.features import CUSTOMER_WINDOWS, FEATURE_NAMES, TERMINAL_WINDOWS
 
 __all__ = [
+    "ATTRIBUTION_STEPS",
     "CONTEXT_TERMS",
     "HEAD_TERMS",
     "LL_CLAMP",
@@ -43,6 +44,7 @@ __all__ = [
     "FlowEnsemble",
     "FraudFlow",
     "Preprocess",
+    "mlp_input_gradient",
 ]
 
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -62,6 +64,9 @@ HEAD_TERMS: tuple[str, ...] = ("amount", "amount_latent", *CONTEXT_TERMS, *RATIO
 
 #: Standardised variables are clamped to this range (keeps extreme inputs finite).
 STD_CLAMP = 10.0
+#: Points on the path from the baseline to ``h`` at which the MLP head's gradient is averaged
+#: (integrated gradients, midpoint rule) to share its output among the inputs.
+ATTRIBUTION_STEPS = 4
 #: The log-likelihood enters the head clamped to this range.
 LL_CLAMP = (-50.0, 10.0)
 
@@ -134,6 +139,26 @@ class Preprocess(nn.Module):
         c = ((c - self.c_mean) / self.c_std).clamp(-STD_CLAMP, STD_CLAMP)
         r = ((r - self.r_mean) / self.r_std).clamp(-STD_CLAMP, STD_CLAMP)
         return x, c, r
+
+
+def mlp_input_gradient(mlp: nn.Module, h: Tensor) -> Tensor:
+    """``d mlp(h) / d h`` [N, width] of a Linear/Tanh stack with one output, in closed form (no
+    autograd: it is part of the exported computation)."""
+    layers = list(mlp) if isinstance(mlp, nn.Sequential) else [mlp]
+    outputs = []
+    a = h
+    for layer in layers:
+        a = layer(a)
+        outputs.append(a)
+    grad = torch.ones_like(a)
+    for layer, out in zip(reversed(layers), reversed(outputs), strict=True):
+        if isinstance(layer, nn.Linear):
+            grad = grad @ layer.weight
+        elif isinstance(layer, nn.Tanh):
+            grad = grad * (1.0 - out * out)
+        else:
+            raise ValueError(f"mlp_input_gradient: unsupported layer {type(layer).__name__}")
+    return grad
 
 
 class FraudFlow(nn.Module):
@@ -218,18 +243,52 @@ class FraudFlow(nn.Module):
             return weight
         return torch.cat([weight, torch.ones_like(weight[:1])])
 
+    def mlp_baseline(self) -> Tensor:
+        """The MLP head's output at the baseline ``h = term_mean`` (the fit set's mean input)."""
+        assert self.mlp is not None
+        width = len(HEAD_TERMS)
+        return self.mlp(self.term_mean[:width].unsqueeze(0).to(self.head.weight.dtype))[0, 0]
+
+    def logit_terms(self, h: Tensor) -> Tensor:
+        """The additive terms of the logit, one per input of the head, then ``interactions``.
+
+        ``w_i * (h_i - mean_i)`` for the linear head. With an MLP head, its integrated-gradients
+        share ``(h_i - mean_i) * mean_k d mlp / d h_i`` (gradients at ATTRIBUTION_STEPS midpoints
+        of the straight path from the baseline ``mean`` to ``h``) goes to input ``i`` too, and
+        ``interactions`` keeps what no single input explains: ``mlp(h) - mlp(mean)`` minus those
+        shares (small: the path integral is exact in the limit). ``mlp(mean)`` is in the bias, so
+        the terms still sum to ``logit - bias``, and reasons name features, not the MLP.
+        """
+        centred = self.term_inputs(h) - self.term_mean
+        terms = centred * self.term_weights()
+        if self.mlp is None:
+            return terms
+        width = h.shape[-1]
+        delta = centred[:, :width]
+        base = self.term_mean[:width].to(h.dtype)
+        steps = [(k + 0.5) / ATTRIBUTION_STEPS for k in range(ATTRIBUTION_STEPS)]
+        grad = torch.stack([mlp_input_gradient(self.mlp, base + s * delta) for s in steps]).mean(0)
+        share = grad * delta
+        interactions = self.mlp(h)[:, 0] - self.mlp_baseline() - share.sum(-1)
+        return torch.cat([terms[:, :width] + share, interactions.unsqueeze(-1)], dim=-1)
+
     def forward(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         # The exported model is float64 inside (float32 in and out): the spline's log-derivative
         # amplifies rounding, and float64 keeps PyTorch, onnxruntime and the Rust side in step.
         h, ll, logit = self.encode(features.to(self.calibration.dtype))
-        terms = (self.term_inputs(h) - self.term_mean) * self.term_weights()
+        terms = self.logit_terms(h)
         probability = torch.sigmoid(self.calibration[0] * logit + self.calibration[1])
         return probability.float(), ll.float(), logit.float(), terms.float()
 
     def terms_bias(self) -> float:
         """The constant with ``logit = sum(logit_terms) + bias``."""
-        weight = self.term_weights().detach().double()
-        return float(self.head.bias.detach().double()[0] + (weight * self.term_mean.double()).sum())
+        weight = self.head.weight[0].detach().double()
+        width = len(weight)
+        bias = self.head.bias.detach().double()[0] + (weight * self.term_mean[:width].detach().double()).sum()
+        if self.mlp is not None:
+            with torch.no_grad():
+                bias = bias + self.mlp_baseline().double()
+        return float(bias)
 
     @torch.no_grad()
     def score(self, features: np.ndarray, batch_size: int = 65536) -> dict[str, np.ndarray]:
@@ -279,7 +338,7 @@ class FlowEnsemble(nn.Module):
             h, ll, logit = member.encode(features)
             logits.append(logit)
             lls.append(ll)
-            terms.append((member.term_inputs(h) - member.term_mean) * member.term_weights())
+            terms.append(member.logit_terms(h))
         k = len(self.members)
         logit = torch.stack(logits).mean(0)
         ll = torch.logsumexp(torch.stack(lls), dim=0) - float(np.log(k))

@@ -40,7 +40,14 @@ from model_export.export import (
     write_json,
 )
 from model_export.features import FEATURES, feature_matrix, features_for_file
-from model_export.flow import HEAD_TERMS, LL_CLAMP, STD_CLAMP, FlowEnsemble, FraudFlow
+from model_export.flow import (
+    ATTRIBUTION_STEPS,
+    HEAD_TERMS,
+    LL_CLAMP,
+    STD_CLAMP,
+    FlowEnsemble,
+    FraudFlow,
+)
 from model_export.samples import transaction_records
 from model_export.serving import DEFAULT_PRECISION, PRECISION_NOTES
 from model_export.train import TrainConfig, fit_model, load_config, split_fit_validation
@@ -79,15 +86,20 @@ PREPROCESSING = (
     f"clamp(log_likelihood, {LL_CLAMP[0]:g}, {LL_CLAMP[1]:g})]; fraud_probability = sigmoid(a * "
     "fraud_logit + b) (Platt). logit_terms[i] = w_i * (h_i - mean_i over the fit set), so "
     "fraud_logit = sum(logit_terms) + reasons.bias. With an MLP head (architecture.head_hidden) "
-    "the logit is linear(h) + mlp(h) and the last term, interactions, is mlp(h) minus its fit-set "
-    "mean. With an ensemble (architecture.ensemble = K > 1) fraud_logit and logit_terms are the "
-    "means over the K members and log_likelihood = logsumexp_k(ll_k) - log K, the exact "
-    "log-density of the equal-weight mixture of the members' flows."
+    "the logit is linear(h) + mlp(h): each input's term also gets the MLP's integrated-gradients "
+    "share (h_i - mean_i) * g_i, g_i the mean of d mlp/d h_i at the midpoints of "
+    f"{ATTRIBUTION_STEPS} equal steps on the straight path from the fit-set mean to h, and the "
+    "last term, interactions, is mlp(h) - mlp(mean) minus those shares (mlp(mean) is in "
+    "reasons.bias). With an ensemble (architecture.ensemble "
+    "= K > 1) fraud_logit and logit_terms are the means over the K members and log_likelihood = "
+    "logsumexp_k(ll_k) - log K, the exact log-density of the equal-weight mixture of the members' flows."
 )
 
 TERMS_NOTE = (
-    "logit_terms[:, i] = weights[i] * (h_i - mean_i) (ensemble: mean over members; interactions: "
-    "the MLP head's centred output, weight 1); fraud_logit = sum(logit_terms) + bias"
+    "logit_terms[:, i] = (weights[i] + g_i) * (h_i - mean_i), g_i the path-averaged d mlp/d h_i "
+    "(ensemble: mean over members; interactions: mlp(h) - mlp(mean) minus the inputs' shares, "
+    "weight 1); "
+    "fraud_logit = sum(logit_terms) + bias"
 )
 
 

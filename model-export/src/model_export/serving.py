@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from model_export.features import CUSTOMER_WINDOWS, FEATURE_NAMES, TERMINAL_WINDOWS
-from model_export.flow import LL_CLAMP, STD_CLAMP, FlowEnsemble, FraudFlow
+from model_export.flow import ATTRIBUTION_STEPS, LL_CLAMP, STD_CLAMP, FlowEnsemble, FraudFlow
 
 __all__ = [
     "DEFAULT_PRECISION",
@@ -426,6 +426,31 @@ class ServingGraph(nn.Module):
         self.head_layers = len(heads)
         for i, matrix in enumerate(heads):
             buf(f"head_{i}", matrix, self.head_dtype)
+            if i < len(heads) - 1:  # transposed, for the MLP head's input gradient
+                transposed = np.ascontiguousarray(np.swapaxes(matrix, 1, 2))
+                if i == 0:
+                    transposed[:, :, width - 1] = 0.0  # no gradient for h's constant column
+                buf(f"head_t_{i}", transposed, self.head_dtype)
+        if heads:
+            out_weight = heads[-1][:, :, width - 1].copy()  # the MLP output's weights
+            out_weight[:, -1] = 0.0  # the constant unit carries the bias, not a gradient
+            buf("head_out_weight", out_weight[:, None, :], self.head_dtype)
+            # Integrated gradients (flow.FraudFlow.logit_terms): the baseline h (term_mean, and
+            # the constant column's 1), the path's midpoints, and the move of the shares: each
+            # input keeps its share, the last column (interactions) loses their sum and the
+            # difference between the fit-set mean of mlp(h) and mlp(baseline), one MatMul.
+            base = np.stack([np.append(_np(m.term_mean)[: width - 1], 1.0) for m in members])
+            buf("head_baseline", base[:, None, :], self.head_dtype)
+            steps = (np.arange(ATTRIBUTION_STEPS) + 0.5) / ATTRIBUTION_STEPS
+            buf("attribution_steps", steps[:, None, None, None], self.head_dtype)
+            move = np.eye(width)
+            move[:, width - 1] = -1.0
+            buf("share_move", move, self.head_dtype)
+            offset = np.zeros((len(members), 1, width))
+            with torch.no_grad():
+                for k, member in enumerate(members):
+                    offset[k, 0, width - 1] = float(member.term_mean[-1]) - float(member.mlp_baseline())
+            buf("interaction_offset", offset, self.head_dtype)
         weights = [_np(member.term_weights()) for member in members]
         if not self.has_mlp:  # without an MLP the centring is a subtraction (the 1 column: 0)
             weights = [np.append(w, 0.0) for w in weights]
@@ -505,9 +530,25 @@ class ServingGraph(nn.Module):
                 if i < self.head_layers - 1:
                     a = torch.tanh(a)
             centred = h + a
+            # d mlp / d h at the path's midpoints [steps, M, N, width], back through the tanh
+            # layers (the constant units' 1 - 1^2 = 0), averaged: the integrated-gradients share
+            # of each input moves from `interactions` to its term (flow.FraudFlow.logit_terms).
+            delta = h - self.head_baseline  # the constant column: 0
+            a = self.head_baseline + self.attribution_steps * delta
+            hidden = []
+            for i in range(self.head_layers - 1):
+                a = torch.tanh(torch.matmul(a, getattr(self, f"head_{i}")))
+                hidden.append(a)
+            grad = self.head_out_weight
+            for i in reversed(range(self.head_layers - 1)):
+                grad = grad * (1.0 - hidden[i] * hidden[i])
+                grad = torch.matmul(grad, getattr(self, f"head_t_{i}"))
+            share = grad.mean(0) * delta
+            shift = torch.matmul(share, self.share_move) + self.interaction_offset
+            terms = (centred * self.term_weight + shift).mean(0)
         else:
             centred = h - self.term_mean
-        terms = (centred * self.term_weight).mean(0)
+            terms = (centred * self.term_weight).mean(0)
         logit_and_scaled = torch.addmm(self.out_bias, terms, self.out_matrix)
         probability = torch.sigmoid(logit_and_scaled[:, 1])
         ll = zl[:, :, self.ll_column]
