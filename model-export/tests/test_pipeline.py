@@ -157,3 +157,5 @@ def test_eval_table_and_report(artifact: dict, tmp_path: Path) -> None:
     for name in ("roc-pr.png", "reliability.png", "scenario-recall.png", "log-likelihood-histograms.png"):
         assert name in text
         assert (tmp_path / name).stat().st_size < 150_000
+    # The artifact's own weights.pt gives the log-det panel (no need for a runs/ folder).
+    assert "No PyTorch weights" not in text

@@ -2,7 +2,7 @@
 
 Everything is computed in one run: the artifact's test period is scored through onnxruntime, the
 handbook baselines are trained on the same training rows (:func:`model_export.pipeline.evaluate_artifact`),
-and the PyTorch weights kept in ``model-export/runs/<model_version>/model.pt`` give the flow's
+and the PyTorch weights kept beside the model (``weights.pt``) give the flow's
 log-determinant (the ONNX graph does not output it).
 """
 
@@ -49,28 +49,28 @@ def _save(fig: Any, path: Path) -> str:
     return path.name
 
 
-def _log_det(model_dir: Path, features: np.ndarray) -> np.ndarray | None:
+def _weights_path(folder: Path, model_version: str) -> Path | None:
+    """The PyTorch weights of an artifact: its own ``weights.pt`` (what ``train`` and ``export``
+    write next to the ONNX file), else the run folder ``model-export/runs/<model_version>/``."""
+    from model_export.pipeline import WEIGHTS_FILE
+
+    candidates = [folder / WEIGHTS_FILE, Path(__file__).resolve().parents[2] / "runs" / model_version / "model.pt"]
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def _log_det(path: Path | None, features: np.ndarray) -> np.ndarray | None:
     """log|dz/dx| of the flow for each row, from the kept PyTorch weights (None if absent)."""
-    path = model_dir / "model.pt"
-    if not path.is_file():
+    if path is None:
         return None
     import torch
 
     from model_export.flow import FlowEnsemble, FraudFlow
-    from model_export.train import load_config
+    from model_export.pipeline import load_weights
 
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    config = saved["config"]
-    flow_config = load_config(None, flow=dict(config["flow"])).flow
-    k = int(config.get("ensemble", 1))
-    if k > 1:
-        ensemble = FlowEnsemble([FraudFlow(flow_config) for _ in range(k)]).double()
-        ensemble.load_state_dict(saved["state_dict"])
-        model = ensemble.members[0]  # a mixture has no single log-det: the first member's
-    else:
-        model = FraudFlow(flow_config).double()
-        model.load_state_dict(saved["state_dict"])
-    model.eval()
+    model, _, _ = load_weights(path)
+    if isinstance(model, FlowEnsemble):
+        model = model.members[0]  # a mixture has no single log-det: the first member's
+    assert isinstance(model, FraudFlow)
     out = []
     with torch.no_grad():
         for i in range(0, len(features), 65536):
@@ -172,7 +172,7 @@ def write_report(
     dates = SplitDates(info["train_start"], info["train_end"], info["delay_days"], info["test_start"], info["test_end"])
     features, _ = features_for_file(resolve_data_path(data), cache_dir)
     test = make_split(features, dates).test
-    log_det = _log_det(Path(__file__).resolve().parents[2] / "runs" / manifest["model_version"], feature_matrix(test))
+    log_det = _log_det(_weights_path(Path(folder), manifest["model_version"]), feature_matrix(test))
     panels = [("log-likelihood", report["log_likelihood"])]
     if log_det is not None:
         panels.append(("log|det dz/dx| (member 0)", log_det))
@@ -265,7 +265,7 @@ def write_report(
         if key in images:
             lines += [f"## {captions[key]}", "", f"![{captions[key]}]({images[key]})", ""]
     if log_det is None:
-        lines += ["(No PyTorch weights in model-export/runs/ for this model: log-det histogram skipped.)", ""]
+        lines += ["(No PyTorch weights beside the model (weights.pt): log-det histogram skipped.)", ""]
     path = out / "README.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
