@@ -201,3 +201,39 @@ def test_export_from_weights_rebuilds_the_artifact(artifact: dict, tmp_path: Pat
     golden = json.loads((tmp_path / "golden.json").read_text())
     golden_before = json.loads((folder / "golden.json").read_text())
     assert golden["cases"] == golden_before["cases"]
+
+
+def test_graph_flops_counts_matmul_and_gemm_per_row_by_type(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    from model_export.serving import graph_flops
+
+    weight = numpy_helper.from_array(np.ones((3, 4), np.float32), "weight")
+    weight64 = numpy_helper.from_array(np.ones((5, 4), np.float64), "weight64")  # used transposed
+    bias64 = numpy_helper.from_array(np.zeros(5, np.float64), "bias64")
+    nodes = [
+        helper.make_node("MatMul", ["features", "weight"], ["hidden"], name="product"),
+        helper.make_node("Relu", ["hidden"], ["positive"], name="relu"),
+        helper.make_node("Cast", ["positive"], ["wide"], to=TensorProto.DOUBLE, name="cast"),
+        helper.make_node("Gemm", ["wide", "weight64", "bias64"], ["out"], transB=1, name="affine"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("out", TensorProto.DOUBLE, ["N", 5])],
+        [weight, weight64, bias64],
+    )
+    path = tmp_path / "tiny.onnx"
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    # [1, 3] x [3, 4]: 4 outputs of 3 multiply-adds; [1, 4] x [4, 5]^T: 5 outputs of 4.
+    assert graph_flops(path) == {"float32": 2 * 4 * 3, "float64": 2 * 5 * 4}
+
+
+def test_bundled_graph_flops() -> None:
+    from model_export.serving import graph_flops
+
+    flops = graph_flops(Path(__file__).resolve().parents[2] / "models" / "default" / "model.onnx")
+    # float64 flows and hyper-networks, float32 heads and reasons (graph.precision float32-heads)
+    assert set(flops) == {"float32", "float64"}
+    assert 100_000 < sum(flops.values()) < 400_000, flops

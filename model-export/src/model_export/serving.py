@@ -52,6 +52,7 @@ __all__ = [
     "build_serving_graph",
     "format_benchmark",
     "graph_benchmark",
+    "graph_flops",
     "serving_parity",
 ]
 
@@ -599,6 +600,39 @@ def serving_parity(model: nn.Module, graph: nn.Module, features: np.ndarray) -> 
     }
 
 
+def graph_flops(path: str | Path) -> dict[str, int]:
+    """Floating-point operations per row of the graph's MatMul and Gemm nodes (2 per multiply-add),
+    by element type (``{"float64": ..., "float32": ...}``): the arithmetic floor of one transaction.
+    Shapes come from ONNX shape inference with the batch dimension set to 1; element-wise nodes
+    are left out (a few thousand values a row, small beside the products)."""
+    import onnx
+    from onnx import shape_inference
+
+    model = onnx.load(str(path))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    model = shape_inference.infer_shapes(model, data_prop=True)
+    known: dict[str, tuple[list[int], int]] = {}
+    for value in [*model.graph.value_info, *model.graph.input, *model.graph.output]:
+        tensor = value.type.tensor_type
+        known[value.name] = ([d.dim_value for d in tensor.shape.dim], tensor.elem_type)
+    for init in model.graph.initializer:
+        known[init.name] = (list(init.dims), init.data_type)
+    flops: dict[str, int] = {}
+    for node in model.graph.node:
+        if node.op_type not in ("MatMul", "Gemm"):
+            continue
+        if node.input[0] not in known or node.output[0] not in known:
+            raise ValueError(f"graph_flops: no inferred shape for {node.op_type} node {node.name!r}")
+        (a_shape, elem_type), (out_shape, _) = known[node.input[0]], known[node.output[0]]
+        if not a_shape or not out_shape or 0 in a_shape or 0 in out_shape:
+            raise ValueError(f"graph_flops: unknown dimension in {node.op_type} node {node.name!r}")
+        trans_a = any(a.name == "transA" and a.i for a in node.attribute)
+        inner = a_shape[-2] if node.op_type == "Gemm" and trans_a else a_shape[-1]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
+        flops[dtype] = flops.get(dtype, 0) + 2 * int(np.prod(out_shape)) * inner
+    return flops
+
+
 def graph_benchmark(
     path: str | Path, features: np.ndarray, calls: int = 2000, batch: int = 256, repeats: int = 20
 ) -> dict[str, float]:
@@ -640,6 +674,7 @@ def graph_benchmark(
         per_tx.append((time.perf_counter() - start) / (len(batches) * batch))
     return {
         "nodes": len(onnx.load(str(path)).graph.node),
+        "flops_per_tx": sum(graph_flops(path).values()),
         "batch1_median_us": float(np.median(times) * 1e6),
         "batch1_p99_us": float(np.quantile(times, 0.99) * 1e6),
         "batch_us_per_tx": float(np.median(per_tx) * 1e6),
@@ -650,11 +685,14 @@ def graph_benchmark(
 def format_benchmark(results: Sequence[tuple[str, dict[str, float]]]) -> str:
     """A small table of :func:`graph_benchmark` results."""
     batch = int(results[0][1]["batch"]) if results else 256
-    head = f"{'graph':<34} {'nodes':>6} {'batch 1 median us':>18} {'batch 1 p99 us':>15} {f'batch {batch} us/tx':>17}"
+    head = (
+        f"{'graph':<34} {'nodes':>6} {'kFLOPs/tx':>10} {'batch 1 median us':>18} {'batch 1 p99 us':>15} "
+        f"{f'batch {batch} us/tx':>17}"
+    )
     lines = [head, "-" * len(head)]
     for label, r in results:
         lines.append(
-            f"{label:<34} {int(r['nodes']):>6} {r['batch1_median_us']:>18.1f} {r['batch1_p99_us']:>15.1f} "
-            f"{r['batch_us_per_tx']:>17.2f}"
+            f"{label:<34} {int(r['nodes']):>6} {r['flops_per_tx'] / 1000:>10.1f} {r['batch1_median_us']:>18.1f} "
+            f"{r['batch1_p99_us']:>15.1f} {r['batch_us_per_tx']:>17.2f}"
         )
     return "\n".join(lines)
