@@ -184,10 +184,11 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
     eprint!("{}", summary.render());
     match read_error {
-        Some(err) => Err(err.context(format!(
-            "{} lines were scored and written before it",
+        // The cause first: "Error: reading line 29 ...: incomplete deflate stream (28 lines ...)".
+        Some(err) => Err(anyhow::anyhow!(
+            "{err:#} ({} lines were scored and written before it)",
             summary.counts.items
-        ))),
+        )),
         None => Ok(()),
     }
 }

@@ -87,7 +87,7 @@ fn every_input_line_gets_exactly_one_output_line_in_order() {
         "amount must be a finite number >= 0, got -1"
     );
     assert!(
-        stderr.contains("scored 5 transactions: 1 answers (1 model, 0 heuristic), 4 errors"),
+        stderr.contains("scored 5 transactions: 1 answer (1 model, 0 heuristic), 4 errors"),
         "{stderr}"
     );
 }
@@ -138,4 +138,44 @@ fn without_a_deadline_flag_large_batches_are_scored_by_the_model() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(answers.len(), 3000);
     assert!(answers.iter().all(|a| a["source"] == "model"), "{stderr}");
+}
+
+#[test]
+fn a_truncated_gzip_input_keeps_the_lines_before_it_and_fails_naming_the_cause() {
+    let dir = std::env::temp_dir().join(format!("fraudflow-cli-gz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let line = event("direct-single.json");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for _ in 0..2000 {
+        writeln!(encoder, "{line}").expect("compress");
+    }
+    let compressed = encoder.finish().expect("compress");
+    let input = dir.join("cut.jsonl.gz");
+    std::fs::write(&input, &compressed[..compressed.len() / 2]).expect("write");
+    let output = dir.join("answers.jsonl");
+    let result = Command::new(env!("CARGO_BIN_EXE_fraudflow"))
+        .args(["score", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .env("ORT_DYLIB_PATH", ort_dylib())
+        .env_remove("MODEL_URI")
+        .output()
+        .expect("run fraudflow");
+    let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    let written = std::fs::read_to_string(&output)
+        .expect("answers")
+        .lines()
+        .count();
+    assert!(written > 0 && written < 2000, "{written} lines written");
+    // The cause leads; the count of what was kept follows.
+    assert!(stderr.contains("Error: reading line "), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "({written} lines were scored and written before it)"
+        )),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

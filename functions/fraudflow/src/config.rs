@@ -159,7 +159,12 @@ impl Config {
 pub fn default_model_dir(task_root: Option<&std::path::Path>) -> PathBuf {
     match task_root {
         Some(root) => root.join("models/default"),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/default")),
+        // functions/fraudflow -> the repository root, without "..": the path is printed.
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .nth(2)
+            .unwrap_or(std::path::Path::new("."))
+            .join("models/default"),
     }
 }
 

@@ -74,12 +74,12 @@ impl Summary {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "scored {} transactions: {} answers ({} model, {} heuristic), {} errors",
-            self.counts.items,
-            self.counts.answers(),
+            "scored {}: {} ({} model, {} heuristic), {}",
+            counted(self.counts.items, "transaction"),
+            counted(self.counts.answers(), "answer"),
             self.counts.model_answers,
             self.counts.heuristic_answers,
-            self.counts.errors
+            counted(self.counts.errors, "error")
         );
         let [low, elevated, high] = self.counts.risk_levels;
         let _ = writeln!(
@@ -109,8 +109,9 @@ impl Summary {
             let _ = writeln!(
                 out,
                 "  latency/request   p50 {p50:.0} us, p90 {p90:.0} us, p99 {p99:.0} us, max {max:.0} us \
-                 ({} requests of up to {largest} transactions)",
-                sorted.len()
+                 ({} of up to {})",
+                counted(sorted.len(), "request"),
+                counted(largest, "transaction")
             );
         }
         let frauds = self.labelled.iter().filter(|l| l.fraud).count();
@@ -118,8 +119,9 @@ impl Summary {
             Some(((auc, ap), (h_auc, h_ap))) => {
                 let _ = writeln!(
                     out,
-                    "  labelled          {} transactions, {frauds} frauds",
-                    self.labelled.len()
+                    "  labelled          {}, {}",
+                    counted(self.labelled.len(), "transaction"),
+                    counted(frauds, "fraud")
                 );
                 let _ = writeln!(out, "                    ROC AUC   AP");
                 let _ = writeln!(out, "  answers           {auc:.3}     {ap:.3}");
@@ -128,12 +130,22 @@ impl Summary {
             None if !self.labelled.is_empty() => {
                 let _ = writeln!(
                     out,
-                    "  labelled          {} transactions, {frauds} frauds (both classes are needed for AUC/AP)",
-                    self.labelled.len()
+                    "  labelled          {}, {} (both classes are needed for AUC/AP)",
+                    counted(self.labelled.len(), "transaction"),
+                    counted(frauds, "fraud")
                 );
             }
             None => {}
         }
         out
+    }
+}
+
+/// "1 answer", "2 answers": the summary reads right for one item too.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
