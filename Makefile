@@ -29,7 +29,12 @@ $(VENV)/.runtime: requirements/runtime.txt
 
 # The lock pins every package and is installed without dependency resolution: see its header for
 # why (no triton, CPU xgboost: about 1.5 GB less on disk than resolving requirements/dev.txt).
+# PyTorch and its CUDA libraries (4.2 GB installed) go in one package per pip call first: pip holds
+# every wheel of a call on disk until it has installed them all, and on a short disk the 3 GB of
+# compressed wheels on top of what they unpack to is what ran out.
 $(VENV)/.dev: $(VENV)/.runtime requirements/dev.lock model-export/pyproject.toml
+	grep -E '^(torch|nvidia-|cuda-)' requirements/dev.lock | while read -r pkg; do \
+	  $(VPY) -m pip install --quiet --no-deps "$$pkg"; done
 	$(VPY) -m pip install --quiet --no-deps -r requirements/dev.lock
 	$(VPY) -m pip install --quiet --no-deps -e ./model-export
 	touch $@
