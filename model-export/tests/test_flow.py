@@ -12,8 +12,10 @@ from model_export.flow import (
     FlowConfig,
     FlowEnsemble,
     FraudFlow,
+    Preprocess,
     mlp_input_gradient,
 )
+from model_export.features import FEATURE_NAMES
 
 
 @pytest.mark.parametrize("features", [1, 2, 3])
@@ -137,3 +139,21 @@ def test_mlp_share_goes_to_its_inputs_by_integrated_gradients() -> None:
     # the shares explain most of the MLP's output, and the terms still sum to the logit
     assert terms[:, -1].abs().mean() < 0.2 * moved.abs().mean()
     assert torch.allclose(terms.sum(-1) + model.terms_bias(), logit, atol=1e-10)
+
+
+def test_terminal_risks_stay_distinct_up_to_one_after_standardisation() -> None:
+    """A training week has terminal risks mostly 0 (std ~0.07): without the floor on their
+    standard deviation every risk above ~0.7 would hit the clamp, and a terminal still being
+    defrauded (30-day risk ~0.5) would look like one whose compromise has ended (~0.9)."""
+    rows = torch.zeros(1000, 15)
+    rows[:, FEATURE_NAMES.index("amount")] = 50.0
+    risk_columns = [FEATURE_NAMES.index(f"terminal.risk_{w}d") for w in (1, 7, 30)]
+    rows[:5, risk_columns] = 1.0  # 0.5 % risky rows: std ~0.07
+    preprocess = Preprocess()
+    preprocess.fit(rows)
+    probe = torch.zeros(3, 15)
+    probe[:, risk_columns] = torch.tensor([[0.5], [0.9], [1.0]])
+    _, c, _ = preprocess(probe)
+    risks = c[:, -3:]
+    assert (risks.abs() < 10.0).all(), risks  # none at the clamp
+    assert (risks[1] > risks[0]).all() and (risks[2] > risks[1]).all()

@@ -64,6 +64,11 @@ HEAD_TERMS: tuple[str, ...] = ("amount", "amount_latent", *CONTEXT_TERMS, *RATIO
 
 #: Standardised variables are clamped to this range (keeps extreme inputs finite).
 STD_CLAMP = 10.0
+#: Smallest standard deviation used for the terminal risks (bounded in [0, 1], mostly 0): their
+#: raw standard deviation (~0.06-0.08 on a training week) would put every risk above ~0.6-0.8 at
+#: the clamp, and with it the difference between a terminal still being defrauded (30-day risk
+#: ~0.5) and one whose 28-day compromise has ended (~0.9). With this floor, 1 maps to ~5.
+RISK_STD_FLOOR = 0.2
 #: Points on the path from the baseline to ``h`` at which the MLP head's gradient is averaged
 #: (integrated gradients, midpoint rule) to share its output among the inputs.
 ATTRIBUTION_STEPS = 4
@@ -80,6 +85,9 @@ class FlowConfig:
     bins: int = 8
     # Hidden sizes of an optional MLP head added to the linear head (empty: linear only).
     head_hidden: tuple[int, ...] = (32, 32)
+
+
+_RISK_MASK = torch.tensor([name.startswith("terminal.risk_") for name in CONTEXT_TERMS])
 
 
 class Preprocess(nn.Module):
@@ -130,6 +138,8 @@ class Preprocess(nn.Module):
             mean = values.double().mean(0)
             std = values.double().std(0)
             std = torch.where(std > 1e-6, std, torch.ones_like(std))
+            if name == "c":
+                std = torch.where(_RISK_MASK, std.clamp(min=RISK_STD_FLOOR), std)
             getattr(self, f"{name}_mean").copy_(mean.float())
             getattr(self, f"{name}_std").copy_(std.float())
 
