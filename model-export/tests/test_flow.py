@@ -6,6 +6,7 @@ import pytest
 import torch
 import zuko
 
+from model_export.features import FEATURE_NAMES
 from model_export.flow import (
     ATTRIBUTION_STEPS,
     HEAD_TERMS,
@@ -15,7 +16,6 @@ from model_export.flow import (
     Preprocess,
     mlp_input_gradient,
 )
-from model_export.features import FEATURE_NAMES
 
 
 @pytest.mark.parametrize("features", [1, 2, 3])
