@@ -126,10 +126,7 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
                 match serde_json::from_slice::<Value>(text) {
                     Ok(value) => items.push(value),
                     Err(err) => {
-                        unparsable.push((
-                            items.len(),
-                            format!("line {} is not JSON: {err}", number + 1),
-                        ));
+                        unparsable.push((items.len(), unparsable_line(number + 1, text, &err)));
                         items.push(Value::Null);
                     }
                 }
@@ -219,4 +216,22 @@ fn open_output(path: &str) -> anyhow::Result<Box<dyn Write>> {
     let file =
         File::create(&path).with_context(|| format!("creating output {}", path.display()))?;
     Ok(Box::new(BufWriter::new(file)))
+}
+
+/// Why an input line is not a transaction, with the likely fix: the parser's own message says
+/// neither that the bytes are not UTF-8 nor that a line must hold a whole JSON document.
+fn unparsable_line(number: usize, text: &[u8], err: &serde_json::Error) -> String {
+    if let Err(utf8) = std::str::from_utf8(text) {
+        return format!(
+            "line {number} is not UTF-8 text (invalid byte at offset {}); expected one \
+             transaction as JSON in UTF-8",
+            utf8.valid_up_to()
+        );
+    }
+    let hint = if err.is_eof() || err.to_string().starts_with("trailing characters") {
+        "; the input is JSON Lines: one whole transaction per line (an indented JSON file is not)"
+    } else {
+        ""
+    };
+    format!("line {number} is not JSON: {err}{hint}")
 }

@@ -66,9 +66,10 @@ fn every_input_line_gets_exactly_one_output_line_in_order() {
     input.extend_from_slice(b"\n{not json\n\n\xff\xfe\n");
     input.extend_from_slice(good.replace("\"amount\":94.0", "\"amount\":-1").as_bytes());
     input.extend_from_slice(b"\r\n");
+    input.extend_from_slice(b"{\"transaction_id\": 1,\n"); // the first line of an indented file
     let (code, answers, stderr) = score(&input, &["--require-model", "--batch-size", "2"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(answers.len(), 5, "{answers:?}");
+    assert_eq!(answers.len(), 6, "{answers:?}");
     assert_eq!(answers[0]["source"], "model");
     assert_eq!(answers[0]["transaction_id"], 1243077);
     assert_eq!(answers[1]["error"]["code"], "invalid_json");
@@ -81,13 +82,22 @@ fn every_input_line_gets_exactly_one_output_line_in_order() {
         "line 3 is empty; expected one transaction as JSON"
     );
     assert_eq!(answers[3]["error"]["code"], "invalid_json");
+    assert_eq!(
+        answers[3]["error"]["message"],
+        "line 4 is not UTF-8 text (invalid byte at offset 0); expected one transaction as JSON in UTF-8"
+    );
     assert_eq!(answers[4]["error"]["field"], "amount");
     assert_eq!(
         answers[4]["error"]["message"],
         "amount must be a finite number >= 0, got -1"
     );
+    assert_eq!(
+        answers[5]["error"]["message"],
+        "line 6 is not JSON: EOF while parsing a value at line 1 column 21; the input is JSON \
+         Lines: one whole transaction per line (an indented JSON file is not)"
+    );
     assert!(
-        stderr.contains("scored 5 transactions: 1 answer (1 model, 0 heuristic), 4 errors"),
+        stderr.contains("scored 6 transactions: 1 answer (1 model, 0 heuristic), 5 errors"),
         "{stderr}"
     );
 }

@@ -125,6 +125,14 @@ impl ArtifactStore {
                     location: place.clone(),
                     reason,
                 };
+                if client.config().region().is_none() {
+                    // The SDK's own error buries this under a dump of its request state.
+                    return Err(fetch_error(
+                        "no AWS region is set: set AWS_REGION to the bucket's region \
+                         (Lambda sets it for the function)"
+                            .into(),
+                    ));
+                }
                 let object = client
                     .get_object()
                     .bucket(bucket)

@@ -279,6 +279,21 @@ fn identifier(object: &Map<String, Value>, key: &str) -> Result<Value, ItemError
     match value {
         Value::String(text) if !text.is_empty() => Ok(value.clone()),
         Value::Number(n) if n.is_i64() || n.is_u64() => Ok(value.clone()),
+        // JSON parsers (this one included) read integers past 64 bits as floats, so the id
+        // could not be echoed back exactly: say so, rather than call it a non-integer.
+        Value::Number(n)
+            if n.as_f64()
+                .is_some_and(|f| f.fract() == 0.0 && f.abs() >= 9.0e18) =>
+        {
+            Err(ItemError::invalid(
+                key,
+                format!(
+                    "{key} is an integer beyond 64 bits (-2^63..2^64-1), which cannot be echoed \
+                     back exactly: send it as a string, got {}",
+                    shown(value)
+                ),
+            ))
+        }
         _ => Err(ItemError::invalid(
             key,
             format!(

@@ -169,3 +169,18 @@ async fn missing_artifact_leaves_the_heuristic_answering(moto: &Moto) {
         Some(FallbackReason::ModelUnavailable)
     );
 }
+
+#[tokio::test]
+async fn an_s3_artifact_without_a_region_names_the_variable_to_set() {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .build();
+    let store = ArtifactStore::with_s3(aws_sdk_s3::Client::from_conf(config));
+    let location = fraudflow::artifact::ArtifactLocation::parse("s3://models/v1/").expect("uri");
+    let error = store.fetch(&location).await.expect_err("no region");
+    assert_eq!(
+        error.to_string(),
+        "could not read s3://models/v1/manifest.json: no AWS region is set: set AWS_REGION to \
+         the bucket's region (Lambda sets it for the function)"
+    );
+}

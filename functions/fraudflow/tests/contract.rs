@@ -109,6 +109,11 @@ fn invalid_values_are_named_with_the_value_received() {
         ),
         (
             "transaction_id",
+            json!(18_446_744_073_709_551_616.0),
+            "transaction_id is an integer beyond 64 bits (-2^63..2^64-1), which cannot be echoed back exactly: send it as a string, got 1.8446744073709552e+19",
+        ),
+        (
+            "transaction_id",
             json!(""),
             "transaction_id must be a non-empty string or an integer, got \"\"",
         ),
