@@ -194,6 +194,12 @@ fn open_input(path: &str) -> anyhow::Result<Box<dyn BufRead>> {
     let raw: Box<dyn Read> = if path == "-" {
         Box::new(std::io::stdin())
     } else {
+        // A directory opens on Linux and only fails at the first read, after the model load.
+        if std::path::Path::new(path).is_dir() {
+            anyhow::bail!(
+                "input {path} is a directory: give a JSON Lines file (.gz too) or - for stdin"
+            );
+        }
         Box::new(File::open(path).with_context(|| format!("opening input {path}"))?)
     };
     let decoded: Box<dyn Read> = if path.ends_with(".gz") {

@@ -189,3 +189,27 @@ fn a_truncated_gzip_input_keeps_the_lines_before_it_and_fails_naming_the_cause()
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_directory_as_input_is_refused_before_the_model_loads() {
+    let output = Command::new(env!("CARGO_BIN_EXE_fraudflow"))
+        .args(["score", "--input", "samples", "--output", "-"])
+        .current_dir(repo())
+        .env("ORT_DYLIB_PATH", ort_dylib())
+        .env_remove("MODEL_URI")
+        .output()
+        .expect("run fraudflow");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "input samples is a directory: give a JSON Lines file (.gz too) or - for stdin"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("loaded from"),
+        "the model was loaded first: {stderr}"
+    );
+    assert!(output.stdout.is_empty());
+}
