@@ -8,7 +8,15 @@ import pytest
 
 from conftest import make_frame
 from model_export.calibrate import fit_platt, risk_level, risk_thresholds
-from model_export.evaluate import SplitDates, card_precision_at_k, classification_metrics, known_compromised, make_split
+from model_export.evaluate import (
+    SplitDates,
+    card_precision_at_k,
+    ceiling_report,
+    classification_metrics,
+    hidden_frauds,
+    known_compromised,
+    make_split,
+)
 
 # (day, card, label, score)
 CP_ROWS = [
@@ -126,3 +134,49 @@ def test_scenario_recall_at_budget_hand_made() -> None:
     # scenario 3: C day 1 not alerted, C day 2 alerted -> 1/2
     assert out[3]["caught"] == 1 and out[3]["frauds"] == 2
     assert 0 not in out
+
+
+def _ceiling_frame() -> pd.DataFrame:
+    """One day, 1,000 cards with one payment each: 900 legitimate, 60 visible frauds (scenario 1,
+    or scenario 2 at a terminal with a known fraud) and 40 hidden ones (scenario 2, all risks 0)."""
+    n_legit, n_visible, n_hidden = 900, 60, 40
+    scenario = [0] * n_legit + [1] * 30 + [2] * 30 + [2] * n_hidden
+    risk = [0.0] * n_legit + [0.0] * 30 + [0.5] * 30 + [0.0] * n_hidden
+    n = n_legit + n_visible + n_hidden
+    return pd.DataFrame(
+        {
+            "TX_DATETIME": pd.Timestamp("2018-08-08 12:00") + pd.to_timedelta(np.arange(n), unit="s"),
+            "CUSTOMER_ID": np.arange(n),
+            "TX_FRAUD": (np.array(scenario) > 0).astype(int),
+            "TX_FRAUD_SCENARIO": scenario,
+            "terminal.risk_1d": [0.0] * n,
+            "terminal.risk_7d": [0.0] * n,
+            "terminal.risk_30d": risk,
+        }
+    )
+
+
+def test_hidden_frauds_are_scenario_2_with_no_known_terminal_fraud() -> None:
+    frame = _ceiling_frame()
+    hidden = hidden_frauds(frame)
+    assert hidden.sum() == 40
+    assert (frame["TX_FRAUD_SCENARIO"].to_numpy()[hidden] == 2).all()
+    # a scenario-2 fraud with any non-zero terminal risk is visible
+    frame.loc[frame.index[-1], "terminal.risk_1d"] = 0.2
+    assert hidden_frauds(frame).sum() == 39
+
+
+def test_ceiling_ranks_visible_frauds_first_and_hidden_ones_at_random() -> None:
+    frame = _ceiling_frame()
+    ceiling = ceiling_report(frame, repeats=30)
+    assert (ceiling["n_fraud"], ceiling["n_hidden"]) == (100, 40)
+    # AUC: 60 frauds above all legitimate payments, 40 at a uniform rank among them -> 0.6 + 0.4 / 2
+    assert ceiling["roc_auc"] == pytest.approx(0.8, abs=0.02)
+    # top 100 cards: the 60 visible frauds, then 40 of the 940 others at random (40 / 940 hidden)
+    assert ceiling["card_precision_at_100"] == pytest.approx((60 + 40 * 40 / 940) / 100, abs=0.01)
+    low, high = ceiling["range"]["roc_auc"]
+    assert low <= ceiling["roc_auc"] <= high
+    # a real score cannot beat a perfect one, and the ceiling stays under it when frauds hide
+    assert (
+        ceiling["average_precision"] < classification_metrics(frame, frame["TX_FRAUD"].to_numpy())["average_precision"]
+    )

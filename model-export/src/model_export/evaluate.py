@@ -19,12 +19,16 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from model_export.features import TERMINAL_WINDOWS
+
 __all__ = [
     "Split",
     "SplitDates",
     "card_precision_at_k",
+    "ceiling_report",
     "classification_metrics",
     "expected_calibration_error",
+    "hidden_frauds",
     "known_compromised",
     "make_split",
     "reliability_table",
@@ -228,4 +232,38 @@ def score_report(frame: pd.DataFrame, scores: np.ndarray, cards_per_day: int = 1
         cards_per_day,
     )
     out["scenario_recall"] = {str(k): v for k, v in recall.items()}
+    return out
+
+
+def hidden_frauds(frame: pd.DataFrame) -> np.ndarray:
+    """Frauds no model on the 15 features can tell from legitimate payments.
+
+    Scenario-2 frauds (a compromised terminal) whose terminal has all three risks 0: its
+    compromise started inside the label delay, so no fraud of it is known yet, and the
+    simulation leaves these payments' amounts and customers as they are. Everything a model sees
+    of them is distributed like a legitimate payment.
+    """
+    risks = frame[[f"terminal.risk_{w}d" for w in TERMINAL_WINDOWS]].to_numpy()
+    return (frame["TX_FRAUD_SCENARIO"].to_numpy() == 2) & (risks.max(axis=1) == 0)
+
+
+def ceiling_report(frame: pd.DataFrame, repeats: int = 10, seed: int = 0) -> dict[str, object]:
+    """The metrics of an oracle that ranks every fraud but the :func:`hidden_frauds` above every
+    legitimate payment, and the hidden ones at random among the legitimate ones (mean over
+    ``repeats`` random orders, with their range): no score on these features can do better in
+    expectation, so it bounds what a target on this split can ask for. Generous: it also counts
+    frauds that only look like themselves by chance (a scenario-3 amount of 0.15 times 5) as
+    found."""
+    labels = frame["TX_FRAUD"].to_numpy()
+    hidden = hidden_frauds(frame)
+    rng = np.random.default_rng(seed)
+    runs = []
+    for _ in range(repeats):
+        scores = rng.random(len(labels))
+        scores[(labels == 1) & ~hidden] += 1.0
+        runs.append(classification_metrics(frame, scores))
+    keys = ("roc_auc", "average_precision", "card_precision_at_100")
+    out: dict[str, object] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+    out["range"] = {k: [float(min(r[k] for r in runs)), float(max(r[k] for r in runs))] for k in keys}
+    out["n"], out["n_fraud"], out["n_hidden"] = len(labels), int(labels.sum()), int(hidden.sum())
     return out

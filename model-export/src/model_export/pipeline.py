@@ -19,6 +19,7 @@ from model_export.baselines import fit_baselines
 from model_export.data import resolve_data_path
 from model_export.evaluate import (
     SplitDates,
+    ceiling_report,
     classification_metrics,
     expected_calibration_error,
     make_split,
@@ -573,6 +574,7 @@ def evaluate_artifact(
         },
         "rows": rows,
         "reliability": reliability_table(test["TX_FRAUD"].to_numpy(), scored["fraud_probability"]),
+        "ceiling": ceiling_report(test),
         "onnxruntime_seconds": round(seconds, 3),
     }
     if keep_scores:
@@ -632,7 +634,9 @@ def prequential(
         for name, scorer in fit_baselines(split.train).items():
             rows[name] = score_report(split.test, scorer(split.test))
         test_days = split.test["TX_DATETIME"].dt.normalize().nunique()
-        per_fold.append({"dates": asdict(dates), "test_days": int(test_days), "rows": rows})
+        per_fold.append(
+            {"dates": asdict(dates), "test_days": int(test_days), "rows": rows, "ceiling": ceiling_report(split.test)}
+        )
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for name in per_fold[0]["rows"]:
         summary[name] = {}
@@ -640,4 +644,11 @@ def prequential(
             values = [fold["rows"][name].get(key) for fold in per_fold]
             if all(v is not None for v in values):
                 summary[name][key] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
+    summary["ceiling"] = {
+        key: {
+            "mean": float(np.mean([fold["ceiling"][key] for fold in per_fold])),
+            "std": float(np.std([fold["ceiling"][key] for fold in per_fold])),
+        }
+        for key in ("roc_auc", "average_precision", "card_precision_at_100")
+    }
     return {"folds": per_fold, "summary": summary}
