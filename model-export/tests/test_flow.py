@@ -10,6 +10,7 @@ from model_export.features import FEATURE_NAMES
 from model_export.flow import (
     ATTRIBUTION_STEPS,
     HEAD_TERMS,
+    RATIO_TERMS,
     FlowConfig,
     FlowEnsemble,
     FraudFlow,
@@ -157,3 +158,52 @@ def test_terminal_risks_stay_distinct_up_to_one_after_standardisation() -> None:
     risks = c[:, -3:]
     assert (risks.abs() < 10.0).all(), risks  # none at the clamp
     assert (risks[1] > risks[0]).all() and (risks[2] > risks[1]).all()
+
+
+def test_history_and_terminal_variables_by_hand() -> None:
+    """The head-only variables of one hand-made payment, computed by hand."""
+    row = torch.zeros(2, 15, dtype=torch.float64)
+
+    def put(name: str, value: float) -> None:
+        row[0, FEATURE_NAMES.index(name)] = value
+
+    amount = 100.0
+    put("amount", amount)
+    # customer: today 2 payments (mean 60: the other one is 20), 7 days 5 (mean 40: recent
+    # (t - 7 d, t - 1 d] = 3 payments of total 200 - 120 = 80), 30 days 15 (mean 30: older
+    # (t - 30 d, t - 7 d] = 10 payments of total 450 - 200 = 250)
+    for w, n, avg in ((1, 2, 60.0), (7, 5, 40.0), (30, 15, 30.0)):
+        put(f"customer.nb_tx_{w}d", n)
+        put(f"customer.avg_amount_{w}d", avg)
+    # terminal: 1 day 2 payments, risk 0.5; 7 days 10, risk 0.3; 30 days 40, risk 0.25
+    for w, n, risk in ((1, 2, 0.5), (7, 10, 0.3), (30, 40, 0.25)):
+        put(f"terminal.nb_tx_{w}d", n)
+        put(f"terminal.risk_{w}d", risk)
+    _, _, r = Preprocess.raw(row)
+    names = list(RATIO_TERMS)
+
+    def log(value: float | torch.Tensor) -> torch.Tensor:
+        return torch.log1p(torch.as_tensor(value, dtype=torch.float64))
+
+    a = amount
+    older, recent, today = 25.0, 80.0 / 3.0, 20.0
+    expected = {
+        "amount_vs_customer_older": log(a) - log(older),
+        "customer.recent_vs_older": log(recent) - log(older),
+        "customer.today_vs_older": log(today) - log(older),
+        "terminal.frauds_1d": log(1.0),
+        "terminal.frauds_7d": log(3.0),
+        "terminal.frauds_30d": log(10.0),
+        "terminal.frauds_older": log(7.0),
+        "terminal.legit_7d": log(7.0),
+        "terminal.legit_30d": log(30.0),
+    }
+    for name, value in expected.items():
+        assert float(r[0, names.index(name)]) == pytest.approx(float(value), abs=1e-12), name
+    # A first payment (all windows hold only it) and an empty terminal: every such variable is 0.
+    row[1, FEATURE_NAMES.index("amount")] = 42.0
+    for w in (1, 7, 30):
+        row[1, FEATURE_NAMES.index(f"customer.nb_tx_{w}d")] = 1.0
+        row[1, FEATURE_NAMES.index(f"customer.avg_amount_{w}d")] = 42.0
+    _, _, r = Preprocess.raw(row)
+    assert torch.equal(r[1], torch.zeros_like(r[1]))

@@ -16,9 +16,9 @@ from model_export.serving import DEFAULT_PRECISION, PRECISIONS, build_serving_gr
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED_WEIGHTS = REPO / "models" / "default" / "weights.pt"
-#: Nodes of the bundled model's exported graph (118, 20 of them the MLP head's integrated
+#: Nodes of the bundled model's exported graph (121, 20 of them the MLP head's integrated
 #: gradients for the reasons) with a little headroom; the training module exports to ~1,250.
-MAX_NODES = 122
+MAX_NODES = 125
 
 
 def reference(model: torch.nn.Module, features: np.ndarray) -> tuple[torch.Tensor, ...]:

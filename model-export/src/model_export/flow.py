@@ -10,8 +10,15 @@ Model space. From the raw vector the preprocessing builds
   mean amount of the customer's *other* payments in the window (``n - 1`` and
   ``(n * avg - amount) / (n - 1)``, 0 when there are none), ``log1p``; the terminal counts
   (``log1p``) and risks; all standardised;
-* ``r`` (3 variables): ``log1p(amount) - log1p(other-payments mean)`` per customer window (0 when
-  the window has no other payment), standardised.
+* ``r`` (12 variables, the head's only): ``log1p(amount) - log1p(other-payments mean)`` per
+  customer window (0 when the window has no other payment); the amount, the recent (``(t - 7 d,
+  t - 1 d]``) and today's other payments against the customer's older payments (``(t - 30 d,
+  t - 7 d]``, mostly before a 14-day card compromise), each window's mean falling back to the
+  amount when empty; the terminal's known frauds per window (``nb_tx * risk``) and in
+  ``(t - 37 d, t - 14 d]``, and its known legitimate payments over 7 and 30 days (``log1p``),
+  all standardised. A terminal compromise lasts 28 days: how long a terminal has been defrauded
+  tells whether it still is; the windows' differences make that, and a card's recent change of
+  spending, one linear step away for the head.
 
 The flow models ``p(x | c)`` for legitimate payments (a conditional neural spline flow, zuko's
 ``NSF``). ``x`` is one-dimensional on purpose: the customer windows include the current payment, so
@@ -58,7 +65,22 @@ CONTEXT_TERMS: tuple[str, ...] = (
     *(f"terminal.nb_tx_{w}d" for w in TERMINAL_WINDOWS),
     *(f"terminal.risk_{w}d" for w in TERMINAL_WINDOWS),
 )
-RATIO_TERMS: tuple[str, ...] = tuple(f"amount_vs_customer_{w}d" for w in CUSTOMER_WINDOWS)
+#: Head-only variables (not in the flow's context): the amount against the customer's other
+#: payments per window; the customer's history in windows the features give only as differences
+#: ("older": (t - 30 d, t - 7 d], mostly before a 14-day card compromise; "recent": (t - 7 d,
+#: t - 1 d]); the terminal's known frauds per window, in (t - 37 d, t - 14 d], and its known
+#: legitimate payments (a compromise lasts 28 days: how long a terminal has been defrauded tells
+#: whether it still is).
+RATIO_TERMS: tuple[str, ...] = (
+    *(f"amount_vs_customer_{w}d" for w in CUSTOMER_WINDOWS),
+    "amount_vs_customer_older",
+    "customer.recent_vs_older",
+    "customer.today_vs_older",
+    *(f"terminal.frauds_{w}d" for w in TERMINAL_WINDOWS),
+    "terminal.frauds_older",
+    "terminal.legit_7d",
+    "terminal.legit_30d",
+)
 #: Head inputs, in order; ``logit_terms`` has one column per name.
 HEAD_TERMS: tuple[str, ...] = ("amount", "amount_latent", *CONTEXT_TERMS, *RATIO_TERMS, "log_likelihood")
 
@@ -88,6 +110,12 @@ class FlowConfig:
 
 
 _RISK_MASK = torch.tensor([name.startswith("terminal.risk_") for name in CONTEXT_TERMS])
+
+
+def _window_mean(total: Tensor, count: Tensor, fallback: Tensor) -> Tensor:
+    """``max(total, 0) / count`` where the window has a payment (``count > 0.5``), else ``fallback``."""
+    has = count > 0.5
+    return torch.where(has, total.clamp(min=0.0) / count.clamp(min=1.0), fallback)
 
 
 class Preprocess(nn.Module):
@@ -123,8 +151,26 @@ class Preprocess(nn.Module):
             counts.append(torch.log1p(others))
             means.append(log_mean)
             ratios.append(torch.where(has_others, log_amount - log_mean, torch.zeros_like(avg)))
-        terminal_counts = [torch.log1p(col(f"terminal.nb_tx_{w}d").clamp(min=0.0)) for w in TERMINAL_WINDOWS]
+        # The customer's older and recent windows, as differences of the features' windows; their
+        # means fall back to the amount when empty (so their ratios are 0 then).
+        n1, n7, n30 = (col(f"customer.nb_tx_{w}d").clamp(min=0.0) for w in CUSTOMER_WINDOWS)
+        s1, s7, s30 = (
+            col(f"customer.nb_tx_{w}d").clamp(min=0.0) * col(f"customer.avg_amount_{w}d").clamp(min=0.0)
+            for w in CUSTOMER_WINDOWS
+        )
+        log_older = torch.log1p(_window_mean(s30 - s7, n30 - n7, amount))
+        log_recent = torch.log1p(_window_mean(s7 - s1, n7 - n1, amount))
+        log_today = torch.log1p(_window_mean(s1 - amount, n1 - 1.0, amount))
+        ratios += [log_amount - log_older, log_recent - log_older, log_today - log_older]
+        terminal_n = [col(f"terminal.nb_tx_{w}d").clamp(min=0.0) for w in TERMINAL_WINDOWS]
         risks = [col(f"terminal.risk_{w}d").clamp(0.0, 1.0) for w in TERMINAL_WINDOWS]
+        frauds = [(n * risk).clamp(min=0.0) for n, risk in zip(terminal_n, risks, strict=True)]
+        ratios += [torch.log1p(f) for f in frauds]
+        ratios.append(torch.log1p((terminal_n[2] * risks[2] - terminal_n[1] * risks[1]).clamp(min=0.0)))
+        ratios += [
+            torch.log1p((n * 1.0 - n * risk).clamp(min=0.0)) for n, risk in zip(terminal_n[1:], risks[1:], strict=True)
+        ]
+        terminal_counts = [torch.log1p(n) for n in terminal_n]
         flags = [col("weekend").clamp(0.0, 1.0), col("night").clamp(0.0, 1.0)]
         x = log_amount.unsqueeze(-1)
         c = torch.stack(flags + counts + means + terminal_counts + risks, dim=-1)

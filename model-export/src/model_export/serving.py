@@ -35,6 +35,7 @@ import copy
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -108,77 +109,157 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().cpu().double().numpy().copy()
 
 
+@dataclass(frozen=True)
+class _Var:
+    """One model-space variable before ``log1p`` and standardisation, from the clamped features:
+    ``max(n_a avg_a - n_b avg_b - amount, 0) / max(count, 1)`` where ``count > 0.5``, else
+    ``direct``. ``n_a`` ... name features (``ONE``: the constant 1); ``count`` maps features to
+    coefficients, ``count_bias`` is added; ``direct_bias`` is added to ``direct``."""
+
+    direct: str | None = None
+    direct_bias: float = 0.0
+    n_a: str | None = None
+    avg_a: str | None = None
+    n_b: str | None = None
+    avg_b: str | None = None
+    amount: bool = False
+    count: tuple[tuple[str, float], ...] = ()
+    count_bias: float = 0.0
+    log: bool = True
+
+
+_ONE = "1"
+
+
+def _raw_variables() -> tuple[list[_Var], list[tuple[str | None, str | None]]]:
+    """The variables of :meth:`model_export.flow.Preprocess.raw` (by name), and how the
+    standardised ``[x, c, r]`` are made of them: ``(plus, minus)`` per column, in that order."""
+    c_nb = {w: f"customer.nb_tx_{w}d" for w in CUSTOMER_WINDOWS}
+    c_avg = {w: f"customer.avg_amount_{w}d" for w in CUSTOMER_WINDOWS}
+    t_nb = {w: f"terminal.nb_tx_{w}d" for w in TERMINAL_WINDOWS}
+    t_risk = {w: f"terminal.risk_{w}d" for w in TERMINAL_WINDOWS}
+    short, mid, long = CUSTOMER_WINDOWS
+    t_short, t_mid, t_long = TERMINAL_WINDOWS
+    named: dict[str, _Var] = {"x": _Var(direct="amount")}
+    named["weekend"] = _Var(direct="weekend", log=False)
+    named["night"] = _Var(direct="night", log=False)
+    for w in CUSTOMER_WINDOWS:  # log1p(others), others = max(nb - 1, 0) (the clamp at 0 of the block)
+        named[f"others_{w}"] = _Var(direct=c_nb[w], direct_bias=-1.0)
+    for w in CUSTOMER_WINDOWS:  # log1p(other payments' mean), 0 without others
+        named[f"other_mean_{w}"] = _Var(
+            n_a=c_nb[w], avg_a=c_avg[w], amount=True, count=((c_nb[w], 1.0),), count_bias=-1.0
+        )
+    for w in TERMINAL_WINDOWS:
+        named[f"t_nb_{w}"] = _Var(direct=t_nb[w])
+    for w in TERMINAL_WINDOWS:
+        named[f"t_risk_{w}"] = _Var(direct=t_risk[w], log=False)
+    for w in CUSTOMER_WINDOWS:  # the same mean with the amount as fallback
+        named[f"other_mean_or_amount_{w}"] = _Var(
+            direct="amount", n_a=c_nb[w], avg_a=c_avg[w], amount=True, count=((c_nb[w], 1.0),), count_bias=-1.0
+        )
+    named["older_or_amount"] = _Var(
+        direct="amount",
+        n_a=c_nb[long],
+        avg_a=c_avg[long],
+        n_b=c_nb[mid],
+        avg_b=c_avg[mid],
+        count=((c_nb[long], 1.0), (c_nb[mid], -1.0)),
+    )
+    named["recent_or_amount"] = _Var(
+        direct="amount",
+        n_a=c_nb[mid],
+        avg_a=c_avg[mid],
+        n_b=c_nb[short],
+        avg_b=c_avg[short],
+        count=((c_nb[mid], 1.0), (c_nb[short], -1.0)),
+    )
+    for w in TERMINAL_WINDOWS:  # known frauds = nb * risk (a count of 1: always "present")
+        named[f"t_frauds_{w}"] = _Var(n_a=t_nb[w], avg_a=t_risk[w], count_bias=1.0)
+    named["t_frauds_older"] = _Var(
+        n_a=t_nb[t_long], avg_a=t_risk[t_long], n_b=t_nb[t_mid], avg_b=t_risk[t_mid], count_bias=1.0
+    )
+    for w in (t_mid, t_long):  # known legitimate = nb * 1 - nb * risk
+        named[f"t_legit_{w}"] = _Var(n_a=t_nb[w], avg_a=_ONE, n_b=t_nb[w], avg_b=t_risk[w], count_bias=1.0)
+    del t_short
+    columns: list[tuple[str | None, str | None]] = [("x", None), ("weekend", None), ("night", None)]
+    columns += [(f"others_{w}", None) for w in CUSTOMER_WINDOWS]
+    columns += [(f"other_mean_{w}", None) for w in CUSTOMER_WINDOWS]
+    columns += [(f"t_nb_{w}", None) for w in TERMINAL_WINDOWS]
+    columns += [(f"t_risk_{w}", None) for w in TERMINAL_WINDOWS]
+    columns += [("x", f"other_mean_or_amount_{w}") for w in CUSTOMER_WINDOWS]
+    columns += [("x", "older_or_amount"), ("recent_or_amount", "older_or_amount")]
+    columns += [(f"other_mean_or_amount_{short}", "older_or_amount")]
+    columns += [(f"t_frauds_{w}", None) for w in TERMINAL_WINDOWS]
+    columns += [("t_frauds_older", None), (f"t_legit_{t_mid}", None), (f"t_legit_{t_long}", None)]
+    names = list(named)
+    return [named[n] for n in names], [
+        (names.index(p) if p else None, names.index(m) if m else None)  # type: ignore[misc]
+        for p, m in columns
+    ]
+
+
+#: The blocks of the preprocessing Gemm, each ``len(variables)`` wide.
+_BLOCKS = ("n_a", "avg_a", "n_b", "avg_b", "amount", "direct", "count", "count_1")
+
+
 def _preprocess_tables(member: FraudFlow) -> dict[str, np.ndarray]:
-    """Gather matrix, clamps, masks and the standardising Gemm of the preprocessing.
+    """Input clamps, gather matrix, masks and the standardising Gemm of the preprocessing.
 
-    The 18 model-space variables (the order of ``Preprocess.raw``: x, c, r) are computed on six
-    18-wide blocks that one Gemm takes from the features (a selection matrix and a bias), clamped
-    like the raw inputs: ``n`` (a customer count), ``avg`` (its mean amount), ``amt`` (the
-    amount), ``direct`` (the value itself, or the fallback of ``where(has_others, ...)``),
-    ``others = max(n - 1, 0)`` and ``max(n - 1, 1)``. Blocks a variable does not use select
-    nothing (zero).
+    The clamped features go through one Gemm (a selection matrix and a bias) into the eight
+    blocks of :data:`_BLOCKS`, each as wide as the variable list (:func:`_raw_variables`); the
+    blocks' lower bounds (0, and 1 for ``count_1 = max(count, 1)``) are the clamps of
+    ``Preprocess.raw``. A second Gemm standardises and orders the variables (sums and
+    differences of them, for the ratios) as the heads' input ``u = [x, z, c, r, ll, 1]``.
     """
-    amount = _INDEX["amount"]
-    none = -1
-    # (n, avg, direct, direct_bias, log1p) per variable; customer variables use amt = amount
-    spec: list[tuple[int, int, int, float, bool]] = []
-    spec.append((none, none, amount, 0.0, True))  # x = log1p(amount)
-    spec.append((none, none, _INDEX["weekend"], 0.0, False))
-    spec.append((none, none, _INDEX["night"], 0.0, False))
-    for w in CUSTOMER_WINDOWS:  # log1p(others), others = max(nb - 1, 0) in the direct block
-        spec.append((none, none, _INDEX[f"customer.nb_tx_{w}d"], -1.0, True))
-    for w in CUSTOMER_WINDOWS:  # log1p(other_mean), 0 without others
-        spec.append((_INDEX[f"customer.nb_tx_{w}d"], _INDEX[f"customer.avg_amount_{w}d"], none, 0.0, True))
-    for w in TERMINAL_WINDOWS:
-        spec.append((none, none, _INDEX[f"terminal.nb_tx_{w}d"], 0.0, True))
-    for w in TERMINAL_WINDOWS:
-        spec.append((none, none, _INDEX[f"terminal.risk_{w}d"], 0.0, False))
-    for w in CUSTOMER_WINDOWS:
-        # log1p(other_mean) with the amount as fallback: log1p(amount) - that is 0 without others
-        spec.append((_INDEX[f"customer.nb_tx_{w}d"], _INDEX[f"customer.avg_amount_{w}d"], amount, 0.0, True))
-    n_raw, n_in = len(spec), len(FEATURE_NAMES)
-    select = np.zeros((n_in, 6 * n_raw))
-    bias = np.zeros(6 * n_raw)
-    lower = np.zeros(6 * n_raw)
-    upper = np.full(6 * n_raw, np.inf)
-    bounded = {_INDEX["weekend"], _INDEX["night"], *(_INDEX[f"terminal.risk_{w}d"] for w in TERMINAL_WINDOWS)}
-    for j, (n, avg, direct, direct_bias, _) in enumerate(spec):
-        blocks = {0: n, 1: avg, 2: amount if n != none else none, 3: direct, 4: n, 5: n}
-        for block, src in blocks.items():
-            col = block * n_raw + j
-            if src != none:
-                select[src, col] = 1.0
-                if src in bounded:
-                    upper[col] = 1.0
-        bias[3 * n_raw + j] = direct_bias
-        bias[4 * n_raw + j] = -1.0
-        bias[5 * n_raw + j] = -1.0
-        lower[5 * n_raw + j] = 1.0
-    log_mask = np.array([s[4] for s in spec])
+    variables, columns = _raw_variables()
+    n_var, n_in = len(variables), len(FEATURE_NAMES)
+    bounded = {"weekend", "night", *(f"terminal.risk_{w}d" for w in TERMINAL_WINDOWS)}
+    upper_in = np.array([1.0 if name in bounded else np.inf for name in FEATURE_NAMES])
+    select = np.zeros((n_in, len(_BLOCKS) * n_var))
+    bias = np.zeros(len(_BLOCKS) * n_var)
+    lower = np.zeros(len(_BLOCKS) * n_var)
+    for j, var in enumerate(variables):
 
-    # Standardise, clamp and put into the head's input order h = [x, z, c, r, ll] (z and ll are
-    # filled in after the flow), plus a last constant column 1 (biases of the first layers).
+        def put(block: str, feature: str | None, coefficient: float = 1.0, j: int = j) -> None:
+            col = _BLOCKS.index(block) * n_var + j
+            if feature == _ONE:
+                bias[col] += coefficient
+            elif feature is not None:
+                select[_INDEX[feature], col] += coefficient
+
+        for block in ("n_a", "avg_a", "n_b", "avg_b", "direct"):
+            put(block, getattr(var, block))
+        if var.amount:
+            put("amount", "amount")
+        bias[_BLOCKS.index("direct") * n_var + j] += var.direct_bias
+        for block in ("count", "count_1"):
+            for feature, coefficient in var.count:
+                put(block, feature, coefficient)
+            bias[_BLOCKS.index(block) * n_var + j] += var.count_bias
+        lower[_BLOCKS.index("count_1") * n_var + j] = 1.0
+    log_mask = np.array([v.log for v in variables])
+
     pre = member.preprocess
     mean = np.concatenate([_np(pre.x_mean), _np(pre.c_mean), _np(pre.r_mean)])
     std = np.concatenate([_np(pre.x_std), _np(pre.c_std), _np(pre.r_std)])
+    if len(mean) != len(columns):
+        raise ValueError(f"serving graph: the preprocessing has {len(mean)} variables, the graph {len(columns)}")
     n_ctx, n_ratio = len(_np(pre.c_mean)), len(_np(pre.r_mean))
-    target = [0, *range(2, 2 + n_ctx), *range(2 + n_ctx, 2 + n_ctx + n_ratio)]
+    target = [0, *range(2, 2 + n_ctx + n_ratio)]  # u's column of each variable (z is column 1)
     width = 2 + n_ctx + n_ratio + 1 + 1
-    matrix = np.zeros((n_raw, width))
+    matrix = np.zeros((n_var, width))
     std_bias = np.zeros(width)
-    for j, col in enumerate(target):
-        matrix[j, col] = 1.0 / std[j]
-        std_bias[col] = -mean[j] / std[j]
-    for k in range(n_ratio):  # r = log1p(amount) - log1p(other mean)
-        j = 1 + n_ctx + k
-        matrix[0, target[j]] = 1.0 / std[j]
-        matrix[j, target[j]] = -1.0 / std[j]
+    for k, ((plus, minus), col) in enumerate(zip(columns, target, strict=True)):
+        matrix[plus, col] += 1.0 / std[k]
+        if minus is not None:
+            matrix[minus, col] -= 1.0 / std[k]
+        std_bias[col] = -mean[k] / std[k]
     std_bias[-1] = 1.0
     return {
+        "upper_in": upper_in,
         "select": select,
         "select_bias": bias,
         "lower": lower,
-        "upper": upper,
         "log_mask": log_mask,
         "std_matrix": matrix,
         "std_bias": std_bias,
@@ -389,7 +470,7 @@ class ServingGraph(nn.Module):
             self.register_buffer(name, tensor if tensor.dtype == torch.bool else tensor.to(kind or dtype))
 
         pre = _preprocess_tables(first)
-        for name in ("select", "select_bias", "lower", "upper", "log_mask", "std_matrix", "std_bias"):
+        for name in ("upper_in", "select", "select_bias", "lower", "log_mask", "std_matrix", "std_bias"):
             buf(name, pre[name])
         width = pre["std_matrix"].shape[1]  # u = [x, z, c, r, ll, 1]
         self.ll_column = width - 2
@@ -487,11 +568,12 @@ class ServingGraph(nn.Module):
         """The four outputs in the graph's own float types (``forward`` casts them to float32)."""
         m, t_count, fast, head = self.members, self.transforms, self.fast_dtype, self.head_dtype
         # -- preprocessing: [N, 15] -> u = [x, 0, c, r, 0, 1], standardised and clamped
-        g = torch.addmm(self.select_bias, features.to(self.dtype), self.select)
-        g = torch.minimum(torch.maximum(g, self.lower), self.upper)
-        n, avg, amt, direct, others, others_1 = g.chunk(6, dim=1)
-        other_mean = (n * avg - amt).clamp(min=0.0) / others_1
-        raw = torch.where(others > 0.5, other_mean, direct)
+        clamped = features.to(self.dtype).clamp(min=0.0)
+        clamped = torch.minimum(clamped, self.upper_in)
+        g = torch.maximum(torch.addmm(self.select_bias, clamped, self.select), self.lower)
+        n_a, avg_a, n_b, avg_b, amt, direct, count, count_1 = g.chunk(len(_BLOCKS), dim=1)
+        window_mean = (n_a * avg_a - n_b * avg_b - amt).clamp(min=0.0) / count_1
+        raw = torch.where(count > 0.5, window_mean, direct)
         raw = torch.where(self.log_mask, torch.log1p(raw), raw)
         u = torch.addmm(self.std_bias, raw, self.std_matrix).clamp(-STD_CLAMP, STD_CLAMP)
 
