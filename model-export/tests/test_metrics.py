@@ -174,6 +174,9 @@ def test_ceiling_ranks_visible_frauds_first_and_hidden_ones_at_random() -> None:
     assert ceiling["roc_auc"] == pytest.approx(0.8, abs=0.02)
     # top 100 cards: the 60 visible frauds, then 40 of the 940 others at random (40 / 940 hidden)
     assert ceiling["card_precision_at_100"] == pytest.approx((60 + 40 * 40 / 940) / 100, abs=0.01)
+    # scenario 1 always alerts; scenario 2 only its 30 visible payments and a few hidden by chance
+    assert ceiling["scenario_recall"]["1"]["recall"] == 1.0
+    assert ceiling["scenario_recall"]["2"]["recall"] == pytest.approx((30 + 40 * 40 / 940) / 70, abs=0.02)
     low, high = ceiling["range"]["roc_auc"]
     assert low <= ceiling["roc_auc"] <= high
     # a real score cannot beat a perfect one, and the ceiling stays under it when frauds hide

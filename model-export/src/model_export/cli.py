@@ -215,7 +215,10 @@ def format_ceiling(ceiling: dict[str, Any], spread: bool = False) -> str:
         cells = [f"{ceiling[k]:.4f}" for k in keys]
     line = f"{'ceiling (see below)':<26} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15}"
     if not spread:
-        line += f"   {ceiling['n_hidden']} of {ceiling['n_fraud']} frauds hidden"
+        recall = ceiling["scenario_recall"]
+        rec = [recall.get(str(s), {}).get("recall", float("nan")) for s in (1, 2, 3)]
+        line += f" {'-':>8} {rec[0]:>9.3f} {rec[1]:>6.3f} {rec[2]:>6.3f}"
+        line += f"   ({ceiling['n_hidden']} of {ceiling['n_fraud']} frauds hidden)"
     return line
 
 

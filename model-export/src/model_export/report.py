@@ -237,7 +237,9 @@ def write_report(
     ceiling = report["ceiling"]
     lines.append(
         f"| ceiling (oracle, below) | {ceiling['roc_auc']:.4f} | {ceiling['average_precision']:.4f} | "
-        f"{ceiling['card_precision_at_100']:.4f} | - | - | - | - |"
+        f"{ceiling['card_precision_at_100']:.4f} | - | "
+        + " | ".join(f"{ceiling['scenario_recall'].get(str(s), {}).get('recall', float('nan')):.3f}" for s in (1, 2, 3))
+        + " |"
     )
     lines += [
         "",
