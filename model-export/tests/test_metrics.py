@@ -152,6 +152,7 @@ def _ceiling_frame() -> pd.DataFrame:
             "terminal.risk_1d": [0.0] * n,
             "terminal.risk_7d": [0.0] * n,
             "terminal.risk_30d": risk,
+            "customer.nb_tx_1d": [1.0] * n,
         }
     )
 
@@ -164,6 +165,16 @@ def test_hidden_frauds_are_scenario_2_with_no_known_terminal_fraud() -> None:
     # a scenario-2 fraud with any non-zero terminal risk is visible
     frame.loc[frame.index[-1], "terminal.risk_1d"] = 0.2
     assert hidden_frauds(frame).sum() == 39
+
+
+def test_ceiling_favours_busy_cards_among_the_rest() -> None:
+    frame = _ceiling_frame()
+    hidden = hidden_frauds(frame)
+    frame.loc[hidden, "customer.nb_tx_1d"] = 3.0  # the hidden frauds' cards paid three times today
+    ceiling = ceiling_report(frame, repeats=3)
+    # all 100 compromised cards fill the day's top 100: the busy ones come right after the visible
+    assert ceiling["card_precision_at_100"] == 1.0
+    assert ceiling["scenario_recall"]["2"]["recall"] == 1.0
 
 
 def test_ceiling_ranks_visible_frauds_first_and_hidden_ones_at_random() -> None:

@@ -249,26 +249,49 @@ def hidden_frauds(frame: pd.DataFrame) -> np.ndarray:
 
 
 def ceiling_report(frame: pd.DataFrame, repeats: int = 10, seed: int = 0) -> dict[str, Any]:
-    """The metrics of an oracle that ranks every fraud but the :func:`hidden_frauds` above every
-    legitimate payment, and the hidden ones at random among the legitimate ones (mean over
-    ``repeats`` random orders, with their range): no score on these features can do better in
-    expectation, so it bounds what a target on this split can ask for. Generous: it also counts
-    frauds that only look like themselves by chance (a scenario-3 amount of 0.15 times 5) as
-    found."""
+    """What an oracle reaches that ranks every fraud but the :func:`hidden_frauds` above every
+    legitimate payment: mean over ``repeats`` random orders of the rest, with their range.
+
+    AUC and AP: the rest (hidden frauds and legitimate payments, which the features cannot tell
+    apart) in random order. No score on these features does better in expectation: a hidden
+    fraud is distributed like a legitimate payment, so wherever a score puts it, it sits, on
+    average, in the middle of them. CP@100 ranks cards by their highest score of the day, and a
+    busy card is more likely to have paid at a compromised terminal, so its figure is the better
+    of that random order and one by the card's payments in the last 24 hours (ties at random):
+    the best we know how to reach, not a proof. Generous on the visible side: it counts frauds
+    that look like themselves only by chance (a scenario-3 amount of 0.15 times 5) as found.
+    """
     labels = frame["TX_FRAUD"].to_numpy()
     hidden = hidden_frauds(frame)
     rng = np.random.default_rng(seed)
-    runs: list[dict[str, Any]] = []
-    for _ in range(repeats):
-        scores = rng.random(len(labels))
-        scores[(labels == 1) & ~hidden] += 1.0
-        runs.append(score_report(frame, scores))
-    keys = ("roc_auc", "average_precision", "card_precision_at_100")
-    out: dict[str, Any] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
-    out["range"] = {k: [float(min(r[k] for r in runs)), float(max(r[k] for r in runs))] for k in keys}
-    scenarios = runs[0]["scenario_recall"]
+    activity = frame["customer.nb_tx_1d"].to_numpy(dtype=np.float64)
+    activity = activity / (activity.max(initial=0.0) + 1.0)  # in [0, 1)
+
+    def oracle(rest: np.ndarray) -> dict[str, Any]:
+        scores = rest.copy()
+        scores[(labels == 1) & ~hidden] += 2.0
+        return score_report(frame, scores)
+
+    shuffled = [oracle(rng.random(len(labels))) for _ in range(repeats)]
+    busy = [oracle(activity + rng.random(len(labels)) * 1e-6) for _ in range(repeats)]
+    cp = "card_precision_at_100"
+    if np.mean([r[cp] for r in busy]) > np.mean([r[cp] for r in shuffled]):
+        cp_runs, out_cp_order = busy, "activity"
+    else:
+        cp_runs, out_cp_order = shuffled, "random"
+    out: dict[str, Any] = {k: float(np.mean([r[k] for r in shuffled])) for k in ("roc_auc", "average_precision")}
+    out[cp] = float(np.mean([r[cp] for r in cp_runs]))
+    out["range"] = {
+        **{
+            k: [float(min(r[k] for r in shuffled)), float(max(r[k] for r in shuffled))]
+            for k in ("roc_auc", "average_precision")
+        },
+        cp: [float(min(r[cp] for r in cp_runs)), float(max(r[cp] for r in cp_runs))],
+    }
+    out["card_order"] = out_cp_order
+    scenarios = cp_runs[0]["scenario_recall"]
     out["scenario_recall"] = {
-        s: {"recall": float(np.mean([r["scenario_recall"][s]["recall"] for r in runs]))} for s in scenarios
+        s: {"recall": float(np.mean([r["scenario_recall"][s]["recall"] for r in cp_runs]))} for s in scenarios
     }
     out["n"], out["n_fraud"], out["n_hidden"] = len(labels), int(labels.sum()), int(hidden.sum())
     return out
