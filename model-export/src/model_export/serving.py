@@ -158,22 +158,20 @@ def _raw_variables() -> tuple[list[_Var], list[tuple[str | None, str | None]]]:
         named[f"other_mean_or_amount_{w}"] = _Var(
             direct="amount", n_a=c_nb[w], avg_a=c_avg[w], amount=True, count=((c_nb[w], 1.0),), count_bias=-1.0
         )
-    named["older_or_amount"] = _Var(
-        direct="amount",
-        n_a=c_nb[long],
-        avg_a=c_avg[long],
-        n_b=c_nb[mid],
-        avg_b=c_avg[mid],
-        count=((c_nb[long], 1.0), (c_nb[mid], -1.0)),
-    )
-    named["recent_or_amount"] = _Var(
-        direct="amount",
-        n_a=c_nb[mid],
-        avg_a=c_avg[mid],
-        n_b=c_nb[short],
-        avg_b=c_avg[short],
-        count=((c_nb[mid], 1.0), (c_nb[short], -1.0)),
-    )
+
+    def window_difference(longer: int, shorter: int) -> _Var:
+        """Mean amount of the customer's payments in (t - longer, t - shorter], else the amount."""
+        return _Var(
+            direct="amount",
+            n_a=c_nb[longer],
+            avg_a=c_avg[longer],
+            n_b=c_nb[shorter],
+            avg_b=c_avg[shorter],
+            count=((c_nb[longer], 1.0), (c_nb[shorter], -1.0)),
+        )
+
+    named["older_or_amount"] = window_difference(long, mid)
+    named["recent_or_amount"] = window_difference(mid, short)
     for w in TERMINAL_WINDOWS:  # known frauds = nb * risk (a count of 1: always "present")
         named[f"t_frauds_{w}"] = _Var(n_a=t_nb[w], avg_a=t_risk[w], count_bias=1.0)
     named["t_frauds_older"] = _Var(
