@@ -65,21 +65,23 @@ test-rust: $(VENV)/.dev ## Rust unit and integration tests (golden vectors, loca
 test-python: $(VENV)/.dev ## model-export tests (features, training smoke run, export parity)
 	cd model-export && ../$(VPY) -m pytest -q
 
-test-e2e: $(VENV)/.dev ## End to end: local S3 + the function under `cargo lambda watch`
+test-e2e: $(VENV)/.dev ## End to end: local S3 + the function under `cargo lambda watch`; the bench scripts' tables
 	ORT_DYLIB_PATH="$$(ls $(CURDIR)/$(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n1)" \
-	  $(VPY) -m pytest -q tests/e2e
+	  $(VPY) -m pytest -q tests/e2e tests/bench
 
 test-infra: ## Infra offline: SAM lint/validate, checkov, sam build + package check, deploy to moto
 	infra/test.sh -q
 
 # BENCH_ARGS=--quick for a short run of the cold-start / Python-peer driver.
 BENCH_ARGS ?=
-bench: $(VENV)/.dev ## Benchmarks: criterion (scoring), then cold start / latency / memory against a Python peer
+bench: $(VENV)/.dev ## Benchmarks: criterion (scoring), cold start / latency / memory against a Python peer, the targets table
 	ORT_DYLIB_PATH="$$(ls $(CURDIR)/$(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n1)" \
 	  cargo bench -p fraudflow --bench scoring
-	cargo build --release --quiet -p fraudflow-scorer
+	cargo build --release --quiet -p fraudflow-scorer -p fraudflow-cli
 	ORT_DYLIB_PATH="$$(ls $(CURDIR)/$(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n1)" \
 	  $(VPY) bench/coldstart.py --markdown out/bench-peer.md --json out/bench-peer.json $(BENCH_ARGS)
+	ORT_DYLIB_PATH="$$(ls $(CURDIR)/$(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n1)" \
+	  $(VPY) bench/targets.py --peer out/bench-peer.json --markdown out/bench-targets.md
 
 fmt: ## Format Rust and Python
 	cargo fmt --all
