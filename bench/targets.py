@@ -52,7 +52,9 @@ def criterion_median_ns(group: str, batch: int) -> float:
     return float(json.loads(path.read_text())["median"]["point_estimate"])
 
 
-def cli_latency(binary: Path, runs: int, samples: Path = SAMPLES) -> list[dict[str, int]]:
+def cli_latency(
+    binary: Path, runs: int, samples: Path = SAMPLES
+) -> list[dict[str, int]]:
     """Per-request latency percentiles (µs) of ``runs`` CLI runs at batch 1 on ``samples``."""
     if not binary.is_file():
         raise BenchError(
@@ -108,8 +110,8 @@ def rows(peer: dict | None, latency: list[dict[str, int]]) -> list[Row]:
             f"p99 {p99:.0f} µs (runs: {', '.join(str(v) for v in p99s)}), median "
             f"{statistics.median(run['p50'] for run in latency):.0f} µs",
             p99 <= TARGET_P99_US,
-            f"the graph: ONNX Runtime alone is {ort1:.1f} of criterion's {bta1:.1f} µs per call (the code "
-            f"around it {around1:.1f} µs); the tail above the median is the shared machine's",
+            f"the graph: criterion medians of ONNX Runtime alone {ort1:.1f} µs, the whole path {bta1:.1f} µs, the "
+            f"code around the model {around1:.1f} µs; the tail above the median is the shared machine's",
         ),
         Row(
             f">= {TARGET_TPS:,.0f} transactions/s per core at batch 256",
