@@ -18,16 +18,17 @@ use serde_json::Value;
 /// Per-request deadline of batch scoring unless one is set.
 const BATCH_DEADLINE: Duration = Duration::from_secs(60);
 const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 #[derive(Args)]
 pub struct ScoreArgs {
     /// Model artifact: s3://bucket/prefix/ or a local folder [default: the bundled model]
     #[arg(long, env = "MODEL_URI")]
     model: Option<String>,
-    /// JSON Lines input, one transaction per line; `-` for stdin; `.gz` is decompressed
+    /// JSON Lines input, one transaction per line; `-` for stdin; gzip is detected by its header
     #[arg(long, default_value = "-")]
     input: String,
-    /// Where to write one answer or error per input line; `-` for stdout
+    /// Where to write one answer or error per input line; `-` for stdout; a name ending in `.gz` is written gzipped; missing folders are created
     #[arg(long, default_value = "-")]
     output: String,
     /// Transactions per scoring request (1 measures real-time latency; larger is faster backfill)
@@ -55,6 +56,7 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
         }
         None => {}
     }
+    refuse_output_over_input(&args.input, &args.output)?;
     let reader = open_input(&args.input)?;
     let (service, load) = Service::start(config).await;
     match (&load.error, &load.model_version) {
@@ -78,8 +80,17 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let progress = ProgressBar::new_spinner();
     progress.set_style(
         ProgressStyle::with_template(
-            "{spinner} {human_pos} transactions scored ({per_sec}, {elapsed})",
+            "{spinner} {human_pos} transactions scored ({rate}, {elapsed})",
         )
+        .map(|style| {
+            // indicatif's {per_sec} prints four decimals ("40,248.3488/s").
+            style.with_key(
+                "rate",
+                |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                    let _ = write!(out, "{:.0}/s", state.per_sec());
+                },
+            )
+        })
         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     let mut summary = Summary::default();
@@ -88,6 +99,7 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let mut unparsable: Vec<(usize, String)> = Vec::new();
     let mut lines = reader.split(b'\n').enumerate();
     let mut read_error = None;
+    let mut written = 0usize;
     loop {
         items.clear();
         unparsable.clear();
@@ -107,11 +119,9 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
             if line.last() == Some(&b'\r') {
                 line.pop();
             }
-            let text = if number == 0 {
-                line.strip_prefix(UTF8_BOM).unwrap_or(&line)
-            } else {
-                &line[..]
-            };
+            // A byte-order mark starts the first line of files saved by some editors, and any
+            // line of files concatenated from them: it is not part of the JSON.
+            let text = line.strip_prefix(UTF8_BOM).unwrap_or(&line);
             // Every line gets one output line, so output line N answers input line N.
             if text.iter().all(u8::is_ascii_whitespace) {
                 unparsable.push((
@@ -124,7 +134,14 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
                 items.push(Value::Null);
             } else {
                 match serde_json::from_slice::<Value>(text) {
-                    Ok(value) => items.push(value),
+                    Ok(value) => {
+                        if let Some(message) = batch_object_line(number + 1, &value) {
+                            unparsable.push((items.len(), message));
+                            items.push(Value::Null);
+                        } else {
+                            items.push(value);
+                        }
+                    }
                     Err(err) => {
                         unparsable.push((items.len(), unparsable_line(number + 1, text, &err)));
                         items.push(Value::Null);
@@ -157,25 +174,32 @@ pub async fn run(args: ScoreArgs) -> anyhow::Result<()> {
         }
         summary.record(&items, &outcomes, elapsed);
         for outcome in &outcomes {
-            let written = serde_json::to_writer(&mut writer, outcome)
+            let result = serde_json::to_writer(&mut writer, outcome)
                 .map_err(std::io::Error::from)
                 .and_then(|()| writer.write_all(b"\n"));
-            if let Err(err) = written {
+            if let Err(err) = result {
                 if err.kind() == std::io::ErrorKind::BrokenPipe {
-                    // The reader went away (`| head`): stop quietly, as command-line tools do.
+                    // The reader went away (`| head`): what was not written is lost, so say it
+                    // and fail, rather than look like a complete run.
                     progress.finish_and_clear();
-                    return Ok(());
+                    bail!(
+                        "the output was closed (broken pipe) after {written} answers: the rest \
+                         of the input was not written"
+                    );
                 }
                 return Err(anyhow::Error::new(err).context("writing an answer"));
             }
         }
+        written += outcomes.len();
         progress.inc(outcomes.len() as u64);
         if read_error.is_some() {
             break;
         }
     }
-    match writer.flush() {
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+    match writer.finish() {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            bail!("the output was closed (broken pipe) before all {written} answers were flushed")
+        }
         other => other.context("flushing the output")?,
     }
     progress.finish_and_clear();
@@ -202,17 +226,76 @@ fn open_input(path: &str) -> anyhow::Result<Box<dyn BufRead>> {
         }
         Box::new(File::open(path).with_context(|| format!("opening input {path}"))?)
     };
-    let decoded: Box<dyn Read> = if path.ends_with(".gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(raw))
+    // Gzip by its header, not its name: a gzipped file called .jsonl and a plain one called .gz
+    // both read right.
+    let mut buffered = BufReader::with_capacity(1 << 16, raw);
+    let is_gzip = buffered
+        .fill_buf()
+        .with_context(|| format!("reading input {path}"))?
+        .starts_with(&GZIP_MAGIC);
+    if is_gzip {
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::bufread::MultiGzDecoder::new(buffered),
+        )))
     } else {
-        raw
-    };
-    Ok(Box::new(BufReader::with_capacity(1 << 16, decoded)))
+        Ok(Box::new(buffered))
+    }
 }
 
-fn open_output(path: &str) -> anyhow::Result<Box<dyn Write>> {
+/// Writing the answers over the transactions would truncate the input before it is read.
+fn refuse_output_over_input(input: &str, output: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if input == "-" || output == "-" {
+        return Ok(());
+    }
+    let (Ok(read), Ok(write)) = (std::fs::metadata(input), std::fs::metadata(output)) else {
+        return Ok(()); // an output that does not exist yet is not the input
+    };
+    if read.dev() == write.dev() && read.ino() == write.ino() {
+        bail!(
+            "--output {output} is the input file: writing the answers would overwrite the \
+             transactions before they are read; give another --output"
+        );
+    }
+    Ok(())
+}
+
+/// Where the answers go: plain, or gzip for a name ending in `.gz`.
+enum Output {
+    Plain(BufWriter<Box<dyn Write>>),
+    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
+}
+
+impl Write for Output {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Plain(out) => out.write(bytes),
+            Output::Gzip(out) => out.write(bytes),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Plain(out) => out.flush(),
+            Output::Gzip(out) => out.flush(),
+        }
+    }
+}
+
+impl Output {
+    /// Flush everything; for gzip, also write the stream's trailer.
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Output::Plain(mut out) => out.flush(),
+            Output::Gzip(out) => out.finish()?.flush(),
+        }
+    }
+}
+
+fn open_output(path: &str) -> anyhow::Result<Output> {
     if path == "-" {
-        return Ok(Box::new(BufWriter::new(std::io::stdout())));
+        return Ok(Output::Plain(BufWriter::new(Box::new(std::io::stdout()))));
     }
     let path = PathBuf::from(path);
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -221,7 +304,28 @@ fn open_output(path: &str) -> anyhow::Result<Box<dyn Write>> {
     }
     let file =
         File::create(&path).with_context(|| format!("creating output {}", path.display()))?;
-    Ok(Box::new(BufWriter::new(file)))
+    if path.extension().is_some_and(|ext| ext == "gz") {
+        Ok(Output::Gzip(flate2::write::GzEncoder::new(
+            BufWriter::new(file),
+            flate2::Compression::default(),
+        )))
+    } else {
+        Ok(Output::Plain(BufWriter::new(Box::new(file))))
+    }
+}
+
+/// A `{"transactions": [...]}` batch on one line: valid JSON, but not one transaction.
+fn batch_object_line(number: usize, value: &Value) -> Option<String> {
+    let object = value.as_object()?;
+    let batch = object.get("transactions")?.as_array()?;
+    if object.contains_key("transaction_id") {
+        return None;
+    }
+    Some(format!(
+        "line {number} is a batch object ({{\"transactions\": [...]}} with {} transactions); \
+         JSON Lines takes one transaction per line",
+        batch.len()
+    ))
 }
 
 /// Why an input line is not a transaction, with the likely fix: the parser's own message says
@@ -234,8 +338,20 @@ fn unparsable_line(number: usize, text: &[u8], err: &serde_json::Error) -> Strin
             utf8.valid_up_to()
         );
     }
-    let hint = if err.is_eof() || err.to_string().starts_with("trailing characters") {
+    let message = err.to_string();
+    // serde_json's columns count from 1, in bytes of this line.
+    let rest = text
+        .get(err.column().saturating_sub(1)..)
+        .unwrap_or_default();
+    let hint = if err.is_eof() || message.starts_with("trailing characters") {
         "; the input is JSON Lines: one whole transaction per line (an indented JSON file is not)"
+    } else if message.starts_with("number out of range") {
+        "; a number beyond float64 (about 1.8e308) cannot be a feature: send a finite number"
+    } else if [&b"NaN"[..], b"Infinity", b"-Infinity"]
+        .iter()
+        .any(|word| rest.starts_with(word))
+    {
+        "; NaN and Infinity are not JSON numbers: send a finite number"
     } else {
         ""
     };

@@ -213,3 +213,159 @@ fn a_directory_as_input_is_refused_before_the_model_loads() {
     );
     assert!(output.stdout.is_empty());
 }
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fraudflow-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+fn run_files(input: &Path, output: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fraudflow"))
+        .args(["score", "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .env("ORT_DYLIB_PATH", ort_dylib())
+        .env_remove("MODEL_URI")
+        .output()
+        .expect("run fraudflow")
+}
+
+#[test]
+fn the_input_file_as_output_is_refused_and_left_as_it_was() {
+    let dir = temp_dir("same");
+    let file = dir.join("transactions.jsonl");
+    let content = format!(
+        "{}\n{}\n",
+        event("direct-single.json"),
+        event("direct-single.json")
+    );
+    std::fs::write(&file, &content).expect("write");
+    // The same file under another name is the same file too.
+    let other_name = dir.join(".").join("transactions.jsonl");
+    let result = run_files(&file, &other_name);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is the input file: writing the answers would overwrite the transactions before they are read; give another --output"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("loaded from"),
+        "the model was loaded first: {stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), content);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn gzip_is_read_by_its_header_and_written_for_a_gz_name() {
+    let dir = temp_dir("gzip");
+    let line = event("direct-single.json");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for _ in 0..3 {
+        writeln!(encoder, "{line}").expect("compress");
+    }
+    // gzip bytes under a plain name
+    let input = dir.join("transactions.jsonl");
+    std::fs::write(&input, encoder.finish().expect("compress")).expect("write");
+    let output = dir.join("answers.jsonl.gz");
+    let result = run_files(&input, &output);
+    assert_eq!(
+        result.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&output).expect("open")),
+        &mut text,
+    )
+    .expect("the output is gzip");
+    let answers: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(answers.len(), 3);
+    assert!(answers.iter().all(|a| a["source"] == "model"));
+    // plain text under a .gz name reads as text
+    let plain = dir.join("plain.jsonl.gz");
+    std::fs::write(&plain, format!("{line}\n")).expect("write");
+    let result = run_files(&plain, &dir.join("plain-answers.jsonl"));
+    assert_eq!(
+        result.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_closed_output_pipe_fails_and_says_how_much_was_written() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fraudflow"))
+        .args([
+            "score",
+            "--input",
+            "samples/test-days.jsonl.gz",
+            "--output",
+            "-",
+        ])
+        .current_dir(repo())
+        .env("ORT_DYLIB_PATH", ort_dylib())
+        .env_remove("MODEL_URI")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run fraudflow");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 10];
+    std::io::Read::read_exact(&mut stdout, &mut first).expect("read");
+    drop(stdout); // `| head -c 10`
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the output was closed (broken pipe) after "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn lines_that_are_not_one_transaction_say_what_they_are() {
+    let line = event("direct-single.json");
+    let batch = format!("{{\"transactions\": [{line}, {line}]}}");
+    let nan = line.replacen("\"amount\":94.0", "\"amount\":NaN", 1);
+    assert_ne!(nan, line, "the event's amount moved: update the test");
+    let huge = line.replacen("\"amount\":94.0", "\"amount\":1e400", 1);
+    let input = format!("{batch}\n{nan}\n{huge}\n\u{feff}{line}\n");
+    let (code, answers, stderr) = score(input.as_bytes(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(answers.len(), 4);
+    assert_eq!(
+        answers[0]["error"]["message"],
+        "line 1 is a batch object ({\"transactions\": [...]} with 2 transactions); JSON Lines takes one transaction per line"
+    );
+    let message = |i: usize| {
+        answers[i]["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        message(1).ends_with("; NaN and Infinity are not JSON numbers: send a finite number"),
+        "{}",
+        message(1)
+    );
+    assert!(
+        message(2).ends_with(
+            "; a number beyond float64 (about 1.8e308) cannot be a feature: send a finite number"
+        ),
+        "{}",
+        message(2)
+    );
+    // a byte-order mark on a later line (concatenated files) is skipped like on the first
+    assert_eq!(answers[3]["source"], "model", "{}", answers[3]);
+}

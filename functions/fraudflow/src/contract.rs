@@ -343,9 +343,26 @@ fn nested<'a>(
     })
 }
 
+/// The largest value the model's float32 input holds: above it the cast gives infinity and the
+/// model's outputs stop being finite, so such values are the caller's error, not the model's.
+const FLOAT32_MAX: f64 = f32::MAX as f64;
+
+fn beyond_float32(path: &str, value: &Value) -> ItemError {
+    ItemError::invalid(
+        path,
+        format!(
+            "{path} is beyond the model's float32 range (at most 3.4e38), got {}",
+            shown(value)
+        ),
+    )
+}
+
 fn non_negative(object: &Map<String, Value>, path: &str, key: &str) -> Result<f64, ItemError> {
     let value = required(object, path, key)?;
     match value.as_f64() {
+        Some(number) if number.is_finite() && number > FLOAT32_MAX => {
+            Err(beyond_float32(path, value))
+        }
         Some(number) if number.is_finite() && number >= 0.0 => Ok(number),
         _ => Err(ItemError::invalid(
             path,
@@ -357,6 +374,9 @@ fn non_negative(object: &Map<String, Value>, path: &str, key: &str) -> Result<f6
 fn count(object: &Map<String, Value>, path: &str, key: &str) -> Result<f64, ItemError> {
     let value = required(object, path, key)?;
     match value.as_f64() {
+        Some(number) if number.is_finite() && number > FLOAT32_MAX => {
+            Err(beyond_float32(path, value))
+        }
         // Integral floats (3.0) are accepted: some feature stores write every number as a float.
         Some(number) if number.is_finite() && number >= 0.0 && number.fract() == 0.0 => Ok(number),
         _ => Err(ItemError::invalid(

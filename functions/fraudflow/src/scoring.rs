@@ -245,7 +245,14 @@ fn model_answer(
     let finite =
         probability.is_finite() && (0.0..=1.0).contains(&probability) && log_likelihood.is_finite();
     if !finite {
-        tracing::warn!("model output not finite; heuristic answers this item");
+        // The transaction id says which item (ids are not personal data; customer and terminal
+        // ids stay out of logs).
+        tracing::warn!(
+            transaction_id = %tx.transaction_id,
+            fraud_probability = probability,
+            log_likelihood,
+            "model output not finite; heuristic answers this item"
+        );
         return heuristic_answer(tx, FallbackReason::NonFiniteOutput);
     }
     let thresholds = manifest.risk_thresholds;

@@ -177,6 +177,22 @@ fn invalid_values_are_named_with_the_value_received() {
             json!("27"),
             "terminal.nb_tx_30d must be an integer >= 0, got \"27\"",
         ),
+        // Finite in JSON and float64, infinite in the model's float32 input.
+        (
+            "amount",
+            json!(3.5e38),
+            "amount is beyond the model's float32 range (at most 3.4e38), got 3.5e+38",
+        ),
+        (
+            "customer.avg_amount_7d",
+            json!(1e39),
+            "customer.avg_amount_7d is beyond the model's float32 range (at most 3.4e38), got 1e+39",
+        ),
+        (
+            "customer.nb_tx_30d",
+            json!(1e300),
+            "customer.nb_tx_30d is beyond the model's float32 range (at most 3.4e38), got 1e+300",
+        ),
     ];
     for (field, value, message) in cases {
         let mut item = valid();

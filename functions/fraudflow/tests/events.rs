@@ -376,12 +376,19 @@ async fn one_failing_row_falls_back_alone() {
 }
 
 #[tokio::test]
-async fn huge_finite_amounts_get_a_finite_answer() {
+async fn huge_finite_amounts_get_a_finite_answer_or_a_field_error() {
     let service = fake_service(model(), None, &[]);
-    // The stand-in model returns amount / 1000 as the probability: 1e300 is out of [0, 1].
-    let answer = call(&service, tx(1, 1e300)).await.expect("ok");
+    // The stand-in model returns amount / 1000 as the probability: 1e38 is out of [0, 1].
+    let answer = call(&service, tx(1, 1e38)).await.expect("ok");
     assert_eq!(answer["fallback_reason"], json!("non_finite_output"));
     assert!(answer["fraud_probability"].as_f64().expect("p").is_finite());
+    // Past float32's range the model input itself would be infinite: the caller is told.
+    let refused = call(&service, tx(2, 1e300)).await.expect("ok");
+    assert_eq!(
+        refused["error"],
+        json!({"code": "invalid_field", "field": "amount",
+               "message": "amount is beyond the model's float32 range (at most 3.4e38), got 1e+300"})
+    );
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-"""The ``model-export`` command: features, train, export, eval, report, graph-bench, transactions, raw-sample."""
+"""model-export: build, evaluate and time fraudflow's model from raw transactions (features, train, export,
+eval, report, graph-bench, transactions, raw-sample)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,15 @@ from model_export.features import FEATURE_NAMES, features_for_file
 __all__ = ["build_parser", "main"]
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, unless there is none worth showing (None, False: flags)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
@@ -29,13 +39,16 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_dates(parser: argparse.ArgumentParser) -> None:
+def _add_dates(parser: argparse.ArgumentParser, title: str = "split (handbook protocol by default)") -> None:
     defaults = SplitDates()
-    parser.add_argument("--train-start", default=defaults.train_start)
-    parser.add_argument("--train-end", default=defaults.train_end)
-    parser.add_argument("--delay-days", type=int, default=defaults.delay_days)
-    parser.add_argument("--test-start", default=defaults.test_start)
-    parser.add_argument("--test-end", default=defaults.test_end)
+    group = parser.add_argument_group(title)
+    group.add_argument("--train-start", default=defaults.train_start, help="first training day (inclusive)")
+    group.add_argument("--train-end", default=defaults.train_end, help="last training day (inclusive)")
+    group.add_argument(
+        "--delay-days", type=int, default=defaults.delay_days, help="days between training and test (label delay)"
+    )
+    group.add_argument("--test-start", default=defaults.test_start, help="first test day (inclusive)")
+    group.add_argument("--test-end", default=defaults.test_end, help="last test day (inclusive)")
 
 
 #: model_export.serving.PRECISIONS and DEFAULT_PRECISION (not imported: torch is slow to load)
@@ -183,9 +196,8 @@ def format_table(
                 v = spread[name].get(key)
                 cells.append(f"{v['mean']:.4f}+-{v['std']:.4f}" if v else "-")
             ece = spread[name].get("ece")
-            lines.append(
-                f"{label:<26} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {ece['mean'] if ece else float('nan'):>8.4f}"
-            )
+            ece_cell = f"{ece['mean']:.4f}" if ece else "-"
+            lines.append(f"{label:<26} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {ece_cell:>8}")
             continue
         m = rows[name]
         ece = m.get("ece")
@@ -193,17 +205,19 @@ def format_table(
         rec = [recall.get(str(s), {}).get("recall", float("nan")) for s in (1, 2, 3)]
         lines.append(
             f"{label:<26} {m['roc_auc']:>15.4f} {m['average_precision']:>15.4f} "
-            f"{m['card_precision_at_100']:>15.4f} {ece if ece is not None else float('nan'):>8.4f} "
+            f"{m['card_precision_at_100']:>15.4f} {f'{ece:.4f}' if ece is not None else '-':>8} "
             f"{rec[0]:>9.3f} {rec[1]:>6.3f} {rec[2]:>6.3f}"
         )
     return "\n".join(lines)
 
 
 CEILING_NOTE = (
-    "ceiling: an oracle that ranks every fraud above every legitimate payment except the scenario-2 frauds at\n"
-    "terminals with no known fraud yet (all terminal risks 0: compromised inside the label delay), which nothing\n"
-    "in the 15 features tells from legitimate payments: AUC and AP with those at random among the legitimate ones\n"
-    "(no score beats that in expectation), CP@100 the better of that and busiest cards first (mean of 10 orders)"
+    "ceiling: what the 15 features allow at best. The 'hidden' frauds are scenario-2 payments at terminals with\n"
+    "no known fraud yet (all terminal risks 0: compromised inside the label delay); nothing in the features tells\n"
+    "them from legitimate payments. An oracle ranks every other fraud first and the hidden ones at random among\n"
+    "the legitimate payments: no score beats its AUC and AP in expectation. For CP@100, which ranks cards by their\n"
+    "highest score of the day, it takes the better of that and the busiest cards first among the rest: the best\n"
+    "order we know, not a bound. Means of 10 random orders (eval --json gives their range)."
 )
 
 
@@ -306,8 +320,15 @@ def cmd_raw_sample(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="model-export", description=__doc__)
+    parser = argparse.ArgumentParser(prog="model-export", description=__doc__, formatter_class=_HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
+    # Every subcommand shows its defaults too.
+    add_parser = commands.add_parser
+
+    def add_command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return add_parser(name, formatter_class=_HelpFormatter, **kwargs)
+
+    commands.add_parser = add_command  # type: ignore[method-assign]
 
     features = commands.add_parser("features", help="compute (and cache) the 15 features; print counts")
     _add_data(features)
@@ -316,13 +337,17 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train, calibrate and export model.onnx, manifest, golden")
     _add_data(train)
     train.add_argument("--config", default=None, help="TOML config (default: model-export/configs/default.toml)")
-    train.add_argument("--out", default=str(repo_root() / "models" / "default"))
+    train.add_argument("--out", default=str(repo_root() / "models" / "default"), help="artifact folder to write")
     _add_dates(train)
-    train.add_argument("--seed", type=int, default=42)
-    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    train.add_argument("--steps", type=int, default=None, help="override the config's step count")
+    train.add_argument(
+        "--seed", type=int, default=42, help="members train from seed, seed + 1, ...; it also draws the validation rows"
+    )
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present")
+    train.add_argument(
+        "--steps", type=int, default=None, help="training steps (default: the config's, 3000 in configs/default.toml)"
+    )
     _add_precision(train)
-    train.add_argument("--quiet", action="store_true")
+    train.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     train.set_defaults(run=cmd_train)
 
     export = commands.add_parser("export", help="rebuild model.onnx, manifest, golden from saved weights (no training)")
@@ -335,12 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(train_start=None, train_end=None, delay_days=None, test_start=None, test_end=None)
     export.add_argument("--no-baselines", action="store_true", help="skip LR / RF / XGBoost in the manifest")
     _add_precision(export)
-    export.add_argument("--quiet", action="store_true")
+    export.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     export.set_defaults(run=cmd_export)
 
     evaluate = commands.add_parser("eval", help="score the test period with onnxruntime; print metrics")
     _add_data(evaluate)
-    evaluate.add_argument("--model", default=str(repo_root() / "models" / "default"))
+    evaluate.add_argument("--model", default=str(repo_root() / "models" / "default"), help="artifact folder")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.add_argument("--no-baselines", action="store_true", help="skip LR / RF / XGBoost")
     evaluate.add_argument(
@@ -349,16 +374,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--first-test-start", default="2018-08-08", help="prequential: first test week")
     evaluate.add_argument("--folds", type=int, default=4, help="prequential: number of weekly folds")
     evaluate.add_argument("--config", default=None, help="prequential: TOML config (default configs/default.toml)")
-    evaluate.add_argument("--seed", type=int, default=42)
-    evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.add_argument("--seed", type=int, default=42, help="prequential: training seed")
+    evaluate.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="prequential: auto is CUDA when present"
+    )
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     evaluate.set_defaults(run=cmd_eval)
 
     report = commands.add_parser("report", help="write a Markdown report with PNG plots (same run as eval)")
     _add_data(report)
-    report.add_argument("--model", default=str(repo_root() / "models" / "default"))
-    report.add_argument("--out", default=str(repo_root() / "docs" / "model-report"))
-    report.add_argument("--quiet", action="store_true")
+    report.add_argument("--model", default=str(repo_root() / "models" / "default"), help="artifact folder")
+    report.add_argument(
+        "--out", default=str(repo_root() / "docs" / "model-report"), help="folder for README.md and the PNG plots"
+    )
+    report.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     report.set_defaults(run=cmd_report)
 
     bench = commands.add_parser("graph-bench", help="time model.onnx (and others) in onnxruntime, batch 1 and 256")
@@ -368,8 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dates(bench)
     bench.add_argument("--rows", type=int, default=10000, help="with --data: number of test rows")
     bench.add_argument("--calls", type=int, default=2000, help="single-row calls")
-    bench.add_argument("--batch", type=int, default=256)
-    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--batch", type=int, default=256, help="rows per call of the batch figure")
+    bench.add_argument("--json", action="store_true", help="print the timings as JSON")
     bench.set_defaults(run=cmd_graph_bench)
 
     transactions = commands.add_parser("transactions", help="write contract transactions as JSON Lines")
@@ -377,17 +406,22 @@ def build_parser() -> argparse.ArgumentParser:
     transactions.add_argument("--start", required=True, help="first day (inclusive)")
     transactions.add_argument("--end", required=True, help="last day (inclusive)")
     transactions.add_argument("--out", required=True, help="output file; gzip when it ends in .gz")
-    _add_dates(transactions)
-    transactions.add_argument("--quiet", action="store_true")
+    _add_dates(
+        transactions,
+        "split whose known-compromised rule sets each line's label.known_compromised (handbook by default)",
+    )
+    transactions.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     transactions.set_defaults(run=cmd_transactions)
 
     sample = commands.add_parser("raw-sample", help="write a small real raw sample (Parquet, zstd)")
     _add_data(sample)
-    sample.add_argument("--out", default=str(repo_root() / "samples" / "raw-sample.parquet"))
-    sample.add_argument("--customers", type=int, default=300)
-    sample.add_argument("--start", default="2018-06-20")
-    sample.add_argument("--end", default="2018-08-14")
-    sample.add_argument("--seed", type=int, default=42)
+    sample.add_argument(
+        "--out", default=str(repo_root() / "samples" / "raw-sample.parquet"), help="Parquet file to write"
+    )
+    sample.add_argument("--customers", type=int, default=300, help="customers drawn at random; all their rows are kept")
+    sample.add_argument("--start", default="2018-06-20", help="first day kept (inclusive)")
+    sample.add_argument("--end", default="2018-08-14", help="last day kept (inclusive)")
+    sample.add_argument("--seed", type=int, default=42, help="seed of the customers' draw")
     sample.set_defaults(run=cmd_raw_sample)
     return parser
 
