@@ -32,7 +32,10 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            // Off EC2 and Lambda the SDK's region lookup asks the instance metadata service and
+            // logs each failed try at length; the missing region gets its own clear error.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,aws_config::imds=error".into()),
         )
         .init();
     match Cli::parse().command {
