@@ -67,7 +67,7 @@ def cli_latency(
                 str(binary),
                 "score",
                 "--input",
-                str(SAMPLES),
+                str(samples),
                 "--output",
                 f"{tmp}/answers.jsonl",
             ]

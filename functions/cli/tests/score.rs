@@ -152,8 +152,7 @@ fn without_a_deadline_flag_large_batches_are_scored_by_the_model() {
 
 #[test]
 fn a_truncated_gzip_input_keeps_the_lines_before_it_and_fails_naming_the_cause() {
-    let dir = std::env::temp_dir().join(format!("fraudflow-cli-gz-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = temp_dir("gz");
     let line = event("direct-single.json");
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     for _ in 0..2000 {
@@ -163,15 +162,7 @@ fn a_truncated_gzip_input_keeps_the_lines_before_it_and_fails_naming_the_cause()
     let input = dir.join("cut.jsonl.gz");
     std::fs::write(&input, &compressed[..compressed.len() / 2]).expect("write");
     let output = dir.join("answers.jsonl");
-    let result = Command::new(env!("CARGO_BIN_EXE_fraudflow"))
-        .args(["score", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
-        .env("ORT_DYLIB_PATH", ort_dylib())
-        .env_remove("MODEL_URI")
-        .output()
-        .expect("run fraudflow");
+    let result = run_files(&input, &output);
     let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
     assert_eq!(result.status.code(), Some(1), "{stderr}");
     let written = std::fs::read_to_string(&output)

@@ -179,6 +179,12 @@ ROW_LABELS = {
 }
 
 
+def _scenario_recalls(row: dict[str, Any]) -> list[float]:
+    """Recall of scenarios 1, 2, 3 at 100 cards a day (nan where a row has none)."""
+    recall = row.get("scenario_recall", {})
+    return [recall.get(str(s), {}).get("recall", float("nan")) for s in (1, 2, 3)]
+
+
 def format_table(
     rows: dict[str, dict[str, Any]], spread: dict[str, dict[str, Any]] | None = None, flow_label: str | None = None
 ) -> str:
@@ -201,8 +207,7 @@ def format_table(
             continue
         m = rows[name]
         ece = m.get("ece")
-        recall = m.get("scenario_recall", {})
-        rec = [recall.get(str(s), {}).get("recall", float("nan")) for s in (1, 2, 3)]
+        rec = _scenario_recalls(m)
         lines.append(
             f"{label:<26} {m['roc_auc']:>15.4f} {m['average_precision']:>15.4f} "
             f"{m['card_precision_at_100']:>15.4f} {f'{ece:.4f}' if ece is not None else '-':>8} "
@@ -230,8 +235,7 @@ def format_ceiling(ceiling: dict[str, Any], spread: bool = False) -> str:
         cells = [f"{ceiling[k]:.4f}" for k in keys]
     line = f"{'ceiling (see below)':<26} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15}"
     if not spread:
-        recall = ceiling["scenario_recall"]
-        rec = [recall.get(str(s), {}).get("recall", float("nan")) for s in (1, 2, 3)]
+        rec = _scenario_recalls(ceiling)
         line += f" {'-':>8} {rec[0]:>9.3f} {rec[1]:>6.3f} {rec[2]:>6.3f}"
         line += f"   ({ceiling['n_hidden']} of {ceiling['n_fraud']} frauds hidden)"
     return line

@@ -119,7 +119,7 @@ def _window_mean(total: Tensor, count: Tensor, fallback: Tensor) -> Tensor:
 
 
 class Preprocess(nn.Module):
-    """Raw 15-feature vector -> standardised ``x`` [N, 1], ``c`` [N, 14], ``r`` [N, 3]."""
+    """Raw 15-feature vector -> standardised ``x`` [N, 1], ``c`` [N, 14], ``r`` [N, 12]."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -139,37 +139,28 @@ class Preprocess(nn.Module):
 
         amount = col("amount").clamp(min=0.0)
         log_amount = torch.log1p(amount)
+        nb = {w: col(f"customer.nb_tx_{w}d").clamp(min=0.0) for w in CUSTOMER_WINDOWS}
+        total = {w: nb[w] * col(f"customer.avg_amount_{w}d").clamp(min=0.0) for w in CUSTOMER_WINDOWS}
         counts, means, ratios = [], [], []
+        # Per window the customer's *other* payments: the windows include this one.
+        has_others = {w: nb[w] - 1.0 > 0.5 for w in CUSTOMER_WINDOWS}
         for w in CUSTOMER_WINDOWS:
-            n = col(f"customer.nb_tx_{w}d").clamp(min=0.0)
-            avg = col(f"customer.avg_amount_{w}d").clamp(min=0.0)
-            others = (n - 1.0).clamp(min=0.0)
-            has_others = others > 0.5
-            other_sum = (n * avg - amount).clamp(min=0.0)
-            other_mean = torch.where(has_others, other_sum / others.clamp(min=1.0), torch.zeros_like(avg))
-            log_mean = torch.log1p(other_mean)
-            counts.append(torch.log1p(others))
+            log_mean = torch.log1p(_window_mean(total[w] - amount, nb[w] - 1.0, torch.zeros_like(amount)))
+            counts.append(torch.log1p((nb[w] - 1.0).clamp(min=0.0)))
             means.append(log_mean)
-            ratios.append(torch.where(has_others, log_amount - log_mean, torch.zeros_like(avg)))
+            ratios.append(torch.where(has_others[w], log_amount - log_mean, torch.zeros_like(amount)))
         # The customer's older and recent windows, as differences of the features' windows; their
         # means fall back to the amount when empty (so their ratios are 0 then).
-        n1, n7, n30 = (col(f"customer.nb_tx_{w}d").clamp(min=0.0) for w in CUSTOMER_WINDOWS)
-        s1, s7, s30 = (
-            col(f"customer.nb_tx_{w}d").clamp(min=0.0) * col(f"customer.avg_amount_{w}d").clamp(min=0.0)
-            for w in CUSTOMER_WINDOWS
-        )
-        log_older = torch.log1p(_window_mean(s30 - s7, n30 - n7, amount))
-        log_recent = torch.log1p(_window_mean(s7 - s1, n7 - n1, amount))
-        log_today = torch.log1p(_window_mean(s1 - amount, n1 - 1.0, amount))
+        short, mid, long = CUSTOMER_WINDOWS
+        log_older = torch.log1p(_window_mean(total[long] - total[mid], nb[long] - nb[mid], amount))
+        log_recent = torch.log1p(_window_mean(total[mid] - total[short], nb[mid] - nb[short], amount))
+        log_today = torch.where(has_others[short], means[0], log_amount)
         ratios += [log_amount - log_older, log_recent - log_older, log_today - log_older]
         terminal_n = [col(f"terminal.nb_tx_{w}d").clamp(min=0.0) for w in TERMINAL_WINDOWS]
         risks = [col(f"terminal.risk_{w}d").clamp(0.0, 1.0) for w in TERMINAL_WINDOWS]
-        frauds = [(n * risk).clamp(min=0.0) for n, risk in zip(terminal_n, risks, strict=True)]
-        ratios += [torch.log1p(f) for f in frauds]
+        ratios += [torch.log1p(n * risk) for n, risk in zip(terminal_n, risks, strict=True)]
         ratios.append(torch.log1p((terminal_n[2] * risks[2] - terminal_n[1] * risks[1]).clamp(min=0.0)))
-        ratios += [
-            torch.log1p((n * 1.0 - n * risk).clamp(min=0.0)) for n, risk in zip(terminal_n[1:], risks[1:], strict=True)
-        ]
+        ratios += [torch.log1p(n - n * risk) for n, risk in zip(terminal_n[1:], risks[1:], strict=True)]
         terminal_counts = [torch.log1p(n) for n in terminal_n]
         flags = [col("weekend").clamp(0.0, 1.0), col("night").clamp(0.0, 1.0)]
         x = log_amount.unsqueeze(-1)

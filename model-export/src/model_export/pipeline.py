@@ -637,18 +637,16 @@ def prequential(
         per_fold.append(
             {"dates": asdict(dates), "test_days": int(test_days), "rows": rows, "ceiling": ceiling_report(split.test)}
         )
+
+    def spread(values: list[Any]) -> dict[str, float] | None:
+        if any(v is None for v in values):
+            return None
+        return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+
     summary: dict[str, dict[str, dict[str, float]]] = {}
+    keys = ("roc_auc", "average_precision", "card_precision_at_100", "ece")
     for name in per_fold[0]["rows"]:
-        summary[name] = {}
-        for key in ("roc_auc", "average_precision", "card_precision_at_100", "ece"):
-            values = [fold["rows"][name].get(key) for fold in per_fold]
-            if all(v is not None for v in values):
-                summary[name][key] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
-    summary["ceiling"] = {
-        key: {
-            "mean": float(np.mean([fold["ceiling"][key] for fold in per_fold])),
-            "std": float(np.std([fold["ceiling"][key] for fold in per_fold])),
-        }
-        for key in ("roc_auc", "average_precision", "card_precision_at_100")
-    }
+        cells = {key: spread([fold["rows"][name].get(key) for fold in per_fold]) for key in keys}
+        summary[name] = {key: cell for key, cell in cells.items() if cell is not None}
+    summary["ceiling"] = {key: spread([fold["ceiling"][key] for fold in per_fold]) for key in keys[:3]}
     return {"folds": per_fold, "summary": summary}
